@@ -1,0 +1,674 @@
+//! One instrument's book from one publisher: orders, levels, and the rules that change them.
+
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
+
+use crate::counters::Counters;
+use crate::error::IntegrityError;
+use crate::ladder::Ladder;
+use crate::slab::{Slab, NIL};
+use crate::{MboMsg, Side, UNDEF_PRICE};
+
+/// Identifies a book: Databento never mixes instruments or publishers in one book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BookKey {
+    /// Databento instrument id.
+    pub instrument_id: u32,
+    /// Databento publisher (dataset + venue) id.
+    pub publisher_id: u16,
+}
+
+/// A resting order, stored in the order slab and linked into its level's FIFO queue.
+#[derive(Debug, Clone, Copy)]
+struct OrderNode {
+    order_id: u64,
+    /// Price, 1e-9 units.
+    price: i64,
+    /// `ts_event` (ns) of the record that last gave the order its queue priority.
+    ts_priority: u64,
+    size: u32,
+    /// Slot of the level the order rests in.
+    level: u32,
+    prev: u32,
+    next: u32,
+    side: Side,
+}
+
+/// A price level: a FIFO queue of orders with cached totals.
+#[derive(Debug, Clone, Copy)]
+struct LevelNode {
+    /// Price, 1e-9 units.
+    price: i64,
+    /// Sum of resting sizes.
+    total_size: u64,
+    count: u32,
+    head: u32,
+    tail: u32,
+}
+
+/// One aggregated price level, as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LevelView {
+    /// Price, 1e-9 units.
+    pub price: i64,
+    /// Total resting size.
+    pub size: u64,
+    /// Number of resting orders.
+    pub count: u32,
+}
+
+/// One resting order, as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderView {
+    /// Venue order id.
+    pub order_id: u64,
+    /// Side the order rests on.
+    pub side: Side,
+    /// Price, 1e-9 units.
+    pub price: i64,
+    /// Remaining size.
+    pub size: u32,
+    /// `ts_event` (ns since the epoch) of the record that last set the order's queue priority.
+    pub ts_priority: u64,
+}
+
+/// State that describes a book at its last event boundary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BookState {
+    /// Stream position (0-based record index) of the last `F_LAST` record, if any.
+    pub event_index: Option<u64>,
+    /// `ts_event` (ns) of the last applied record.
+    pub ts_event: u64,
+    /// `ts_recv` (ns) of the last applied record.
+    pub ts_recv: u64,
+    /// Venue `sequence` of the last applied record.
+    pub sequence: u32,
+    /// True while the publisher has signalled a possible gap (`F_MAYBE_BAD_BOOK`) that no
+    /// clear has since repaired.
+    pub maybe_bad_book: bool,
+    /// True between the first and the last record of an event (the book is not consistent).
+    pub in_event: bool,
+}
+
+/// The exact L3 book of one [`BookKey`].
+#[derive(Debug, Clone)]
+pub struct Book {
+    key: BookKey,
+    orders: Slab<OrderNode>,
+    levels: Slab<LevelNode>,
+    bids: Ladder,
+    asks: Ladder,
+    index: FxHashMap<u64, u32>,
+    state: BookState,
+    counters: Counters,
+    /// Sides last replaced by an `F_TOB`/`F_MBP` record: bit 0 bids, bit 1 asks.
+    aggregated: u8,
+}
+
+impl Book {
+    /// An empty book.
+    pub fn new(key: BookKey) -> Self {
+        Self {
+            key,
+            orders: Slab::default(),
+            levels: Slab::default(),
+            bids: Ladder::new(Side::Bid),
+            asks: Ladder::new(Side::Ask),
+            index: FxHashMap::default(),
+            state: BookState::default(),
+            counters: Counters::default(),
+            aggregated: 0,
+        }
+    }
+
+    /// The book's key.
+    pub fn key(&self) -> BookKey {
+        self.key
+    }
+
+    /// Boundary state: event index, timestamps, flags.
+    pub fn state(&self) -> &BookState {
+        &self.state
+    }
+
+    /// What this book has seen.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// True when the publisher flagged a possible gap (`F_MAYBE_BAD_BOOK`) not yet repaired by
+    /// a clear or snapshot.
+    pub fn maybe_bad_book(&self) -> bool {
+        self.state.maybe_bad_book
+    }
+
+    /// Sides whose content came from `F_TOB`/`F_MBP` records (aggregated, not orders):
+    /// `(bids, asks)`.
+    pub fn aggregated_sides(&self) -> (bool, bool) {
+        (self.aggregated & 1 != 0, self.aggregated & 2 != 0)
+    }
+
+    /// Number of resting orders.
+    pub fn order_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Number of price levels on `side`.
+    pub fn level_count(&self, side: Side) -> usize {
+        self.ladder(side).len()
+    }
+
+    /// Best bid level.
+    #[inline]
+    pub fn best_bid(&self) -> Option<LevelView> {
+        self.bids.best_slot().map(|s| self.level_view(s))
+    }
+
+    /// Best ask level.
+    #[inline]
+    pub fn best_ask(&self) -> Option<LevelView> {
+        self.asks.best_slot().map(|s| self.level_view(s))
+    }
+
+    /// True when both sides exist and best bid ≥ best ask. Real in pre-open auctions; inside a
+    /// continuous session it means a data gap. Never "fixed" by the engine.
+    #[inline]
+    pub fn is_crossed(&self) -> bool {
+        match (self.bids.best_price(), self.asks.best_price()) {
+            (Some(b), Some(a)) => b >= a,
+            _ => false,
+        }
+    }
+
+    /// Levels of `side`, best first.
+    pub fn levels(&self, side: Side) -> impl ExactSizeIterator<Item = LevelView> + '_ {
+        self.ladder(side)
+            .slots_best_first()
+            .map(move |s| self.level_view(s))
+    }
+
+    /// The level at `price` on `side`, if any order rests there.
+    pub fn level(&self, side: Side, price: i64) -> Option<LevelView> {
+        self.ladder(side).slot_of(price).map(|s| self.level_view(s))
+    }
+
+    /// Orders resting at `price` on `side`, in queue priority order (front first).
+    pub fn level_orders(&self, side: Side, price: i64) -> impl Iterator<Item = OrderView> + '_ {
+        let head = match self.ladder(side).slot_of(price) {
+            Some(s) => self.levels.get(s).head,
+            None => NIL,
+        };
+        QueueIter {
+            book: self,
+            cur: head,
+        }
+    }
+
+    /// A resting order by id.
+    pub fn order(&self, order_id: u64) -> Option<OrderView> {
+        self.index
+            .get(&order_id)
+            .map(|&s| order_view(self.orders.get(s)))
+    }
+
+    /// 0-based position of an order in its level's queue (0 = front). O(position).
+    pub fn queue_position(&self, order_id: u64) -> Option<usize> {
+        let mut slot = *self.index.get(&order_id)?;
+        let mut pos = 0;
+        loop {
+            let prev = self.orders.get(slot).prev;
+            if prev == NIL {
+                return Some(pos);
+            }
+            pos += 1;
+            slot = prev;
+        }
+    }
+
+    #[inline]
+    fn ladder(&self, side: Side) -> &Ladder {
+        match side {
+            Side::Bid => &self.bids,
+            Side::Ask => &self.asks,
+        }
+    }
+
+    #[inline]
+    fn level_view(&self, slot: u32) -> LevelView {
+        let l = self.levels.get(slot);
+        LevelView {
+            price: l.price,
+            size: l.total_size,
+            count: l.count,
+        }
+    }
+
+    /// Empties the book and its counters, keeping allocated capacity.
+    pub fn reset(&mut self) {
+        self.clear_orders();
+        self.state = BookState::default();
+        self.counters = Counters::default();
+    }
+
+    fn clear_orders(&mut self) {
+        self.orders.clear();
+        self.levels.clear();
+        self.bids.clear();
+        self.asks.clear();
+        self.index.clear();
+        self.aggregated = 0;
+    }
+
+    /// Applies one record of this book. `index` is the record's position in its stream.
+    /// Returns true when the record closes an event (`F_LAST`).
+    ///
+    /// Never fails: records the rules cannot apply are counted (see [`Counters`]) and leave
+    /// the book unchanged.
+    #[inline]
+    pub fn apply(&mut self, rec: &MboMsg, index: u64) -> bool {
+        let flags = rec.flags;
+        if flags.is_maybe_bad_book() {
+            self.counters.maybe_bad_records += 1;
+        }
+        if flags.is_snapshot() {
+            self.counters.snapshot_records += 1;
+        }
+        let aggregated = flags.is_tob() || flags.is_mbp();
+        match rec.action as u8 {
+            b'A' => {
+                self.counters.actions.add += 1;
+                if aggregated {
+                    self.counters.aggregated_records += 1;
+                    self.replace_side(rec);
+                } else {
+                    self.add(rec);
+                }
+            }
+            b'C' => {
+                self.counters.actions.cancel += 1;
+                self.cancel(rec);
+            }
+            b'M' => {
+                self.counters.actions.modify += 1;
+                self.modify(rec);
+            }
+            b'R' => {
+                self.counters.actions.clear += 1;
+                self.clear_orders();
+                // A clear (a snapshot starts with one) repairs a flagged gap unless the clear
+                // itself carries the flag.
+                self.state.maybe_bad_book = false;
+            }
+            b'T' => self.counters.actions.trade += 1,
+            b'F' => self.counters.actions.fill += 1,
+            b'N' => self.counters.actions.none += 1,
+            _ => self.counters.actions.other += 1,
+        }
+        if flags.is_maybe_bad_book() {
+            self.state.maybe_bad_book = true;
+        }
+        self.state.ts_event = rec.hd.ts_event;
+        self.state.ts_recv = rec.ts_recv;
+        self.state.sequence = rec.sequence;
+        debug_assert_eq!(self.index.len(), self.orders.len());
+        if flags.is_last() {
+            self.state.event_index = Some(index);
+            self.state.in_event = false;
+            self.counters.boundaries += 1;
+            if self.is_crossed() {
+                self.counters.crossed_boundaries += 1;
+            }
+            true
+        } else {
+            self.state.in_event = true;
+            false
+        }
+    }
+
+    fn add(&mut self, rec: &MboMsg) {
+        let Some(side) = Side::from_c_char(rec.side) else {
+            self.counters.invalid_records += 1;
+            return;
+        };
+        if rec.price == UNDEF_PRICE || rec.size == 0 {
+            self.counters.invalid_records += 1;
+            return;
+        }
+        let node = OrderNode {
+            order_id: rec.order_id,
+            price: rec.price,
+            ts_priority: rec.hd.ts_event,
+            size: rec.size,
+            level: NIL,
+            prev: NIL,
+            next: NIL,
+            side,
+        };
+        // One probe for both the duplicate check and the insert.
+        let slot = match self.index.entry(rec.order_id) {
+            Entry::Occupied(e) => {
+                // The venue reused a live id: the new add wins, as a fresh order at the back.
+                self.counters.duplicate_adds += 1;
+                let slot = *e.get();
+                self.unlink(slot);
+                *self.orders.get_mut(slot) = node;
+                slot
+            }
+            Entry::Vacant(e) => {
+                let slot = self.orders.insert(node);
+                e.insert(slot);
+                slot
+            }
+        };
+        self.link_back(slot);
+    }
+
+    fn cancel(&mut self, rec: &MboMsg) {
+        // One probe: the entry is removed in place when the cancel is full.
+        let Entry::Occupied(entry) = self.index.entry(rec.order_id) else {
+            self.counters.unknown_cancels += 1;
+            return;
+        };
+        let slot = *entry.get();
+        let node = *self.orders.get(slot);
+        if rec.size >= node.size {
+            if rec.size > node.size {
+                self.counters.over_cancels += 1;
+            }
+            entry.remove();
+            self.unlink(slot);
+            self.orders.remove(slot);
+        } else {
+            self.orders.get_mut(slot).size = node.size - rec.size;
+            self.levels.get_mut(node.level).total_size -= u64::from(rec.size);
+        }
+    }
+
+    fn modify(&mut self, rec: &MboMsg) {
+        let Some(&slot) = self.index.get(&rec.order_id) else {
+            self.counters.unknown_modifies += 1;
+            // Databento's reference treats a modify of an unknown order as an add: the order
+            // was placed before the stream began.
+            self.add(rec);
+            return;
+        };
+        let Some(side) = Side::from_c_char(rec.side) else {
+            self.counters.invalid_records += 1;
+            return;
+        };
+        if rec.price == UNDEF_PRICE {
+            self.counters.invalid_records += 1;
+            return;
+        }
+        let node = *self.orders.get(slot);
+        if rec.size == 0 {
+            self.remove_order(slot, node.order_id);
+            return;
+        }
+        if rec.price != node.price || side != node.side || rec.size > node.size {
+            // Loses priority: back of the queue at the (new) price.
+            self.unlink(slot);
+            let o = self.orders.get_mut(slot);
+            o.price = rec.price;
+            o.side = side;
+            o.size = rec.size;
+            o.ts_priority = rec.hd.ts_event;
+            self.link_back(slot);
+        } else if rec.size < node.size {
+            self.orders.get_mut(slot).size = rec.size;
+            self.levels.get_mut(node.level).total_size -= u64::from(node.size - rec.size);
+        }
+    }
+
+    /// An `F_TOB`/`F_MBP` add: the record is the whole side, not an order.
+    fn replace_side(&mut self, rec: &MboMsg) {
+        let Some(side) = Side::from_c_char(rec.side) else {
+            self.counters.invalid_records += 1;
+            return;
+        };
+        self.clear_side(side);
+        self.aggregated |= match side {
+            Side::Bid => 1,
+            Side::Ask => 2,
+        };
+        // An undefined price means "this side is now empty".
+        if rec.price != UNDEF_PRICE && rec.size > 0 {
+            self.add(rec);
+        }
+    }
+
+    fn clear_side(&mut self, side: Side) {
+        let ladder = match side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        };
+        for rung in ladder.rungs() {
+            let mut cur = self.levels.get(rung.slot).head;
+            while cur != NIL {
+                let o = self.orders.get(cur);
+                self.index.remove(&o.order_id);
+                let next = o.next;
+                self.orders.remove(cur);
+                cur = next;
+            }
+            self.levels.remove(rung.slot);
+        }
+        ladder.clear();
+    }
+
+    #[inline]
+    fn remove_order(&mut self, slot: u32, order_id: u64) {
+        self.unlink(slot);
+        self.orders.remove(slot);
+        self.index.remove(&order_id);
+    }
+
+    /// Appends the order in `slot` (price, side, size already set) to the back of its level,
+    /// creating the level if needed.
+    #[inline]
+    fn link_back(&mut self, slot: u32) {
+        let (price, side, size) = {
+            let o = self.orders.get(slot);
+            (o.price, o.side, o.size)
+        };
+        let ladder = match side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        };
+        let level_slot = match ladder.slot_of(price) {
+            Some(l) => l,
+            None => {
+                let i = match ladder.find(price) {
+                    Ok(i) | Err(i) => i,
+                };
+                let l = self.levels.insert(LevelNode {
+                    price,
+                    total_size: 0,
+                    count: 0,
+                    head: NIL,
+                    tail: NIL,
+                });
+                ladder.insert_at(i, price, l);
+                l
+            }
+        };
+        let level = self.levels.get_mut(level_slot);
+        let tail = level.tail;
+        level.tail = slot;
+        if tail == NIL {
+            level.head = slot;
+        }
+        level.count += 1;
+        level.total_size += u64::from(size);
+        if tail != NIL {
+            self.orders.get_mut(tail).next = slot;
+        }
+        let o = self.orders.get_mut(slot);
+        o.level = level_slot;
+        o.prev = tail;
+        o.next = NIL;
+    }
+
+    /// Takes the order in `slot` out of its level's queue, dropping the level if it empties.
+    #[inline]
+    fn unlink(&mut self, slot: u32) {
+        let o = *self.orders.get(slot);
+        if o.prev != NIL {
+            self.orders.get_mut(o.prev).next = o.next;
+        }
+        if o.next != NIL {
+            self.orders.get_mut(o.next).prev = o.prev;
+        }
+        let level = self.levels.get_mut(o.level);
+        if level.head == slot {
+            level.head = o.next;
+        }
+        if level.tail == slot {
+            level.tail = o.prev;
+        }
+        level.count -= 1;
+        level.total_size -= u64::from(o.size);
+        if level.count == 0 {
+            debug_assert_eq!(level.total_size, 0);
+            let ladder = match o.side {
+                Side::Bid => &mut self.bids,
+                Side::Ask => &mut self.asks,
+            };
+            if let Ok(i) = ladder.find(o.price) {
+                ladder.remove_at(i);
+            }
+            self.levels.remove(o.level);
+        }
+    }
+
+    /// Verifies every invariant of the book: ladders sorted, no empty levels, cached totals
+    /// equal their queues, queue links consistent, every order where the index says.
+    ///
+    /// O(orders + levels). Meant for tests, debug endpoints and periodic audits.
+    ///
+    /// # Errors
+    /// The first [`IntegrityError`] found.
+    pub fn check_integrity(&self) -> Result<(), IntegrityError> {
+        let mut queued = 0usize;
+        for side in [Side::Bid, Side::Ask] {
+            let ladder = self.ladder(side);
+            if ladder.mapped() != ladder.len() {
+                return Err(IntegrityError::MisplacedOrder {
+                    order_id: 0,
+                    detail: "price map and ladder disagree",
+                });
+            }
+            for (position, w) in ladder.rungs().windows(2).enumerate() {
+                if w[0].key >= w[1].key {
+                    return Err(IntegrityError::LadderUnsorted { side, position });
+                }
+            }
+            for rung in ladder.rungs() {
+                let level = self.levels.get(rung.slot);
+                let price = ladder.price_of(rung.key);
+                if level.price != price || ladder.slot_of(price) != Some(rung.slot) {
+                    return Err(IntegrityError::MisplacedOrder {
+                        order_id: 0,
+                        detail: "level price differs from its ladder key",
+                    });
+                }
+                if level.count == 0 || level.head == NIL {
+                    return Err(IntegrityError::EmptyLevel { side, price });
+                }
+                let (mut size, mut count) = (0u64, 0u32);
+                let mut prev = NIL;
+                let mut cur = level.head;
+                while cur != NIL {
+                    let o = self.orders.get(cur);
+                    let misplaced = |detail| IntegrityError::MisplacedOrder {
+                        order_id: o.order_id,
+                        detail,
+                    };
+                    if o.prev != prev {
+                        return Err(misplaced("broken prev link"));
+                    }
+                    if o.level != rung.slot {
+                        return Err(misplaced("points at another level"));
+                    }
+                    if o.price != price || o.side != side {
+                        return Err(misplaced("price or side differs from its level"));
+                    }
+                    if o.size == 0 {
+                        return Err(IntegrityError::ZeroSizeOrder {
+                            order_id: o.order_id,
+                        });
+                    }
+                    match self.index.get(&o.order_id) {
+                        Some(&s) if s == cur => {}
+                        _ => return Err(misplaced("not indexed at its slot")),
+                    }
+                    size += u64::from(o.size);
+                    count += 1;
+                    if count > level.count {
+                        return Err(misplaced("queue longer than its count (cycle?)"));
+                    }
+                    prev = cur;
+                    cur = o.next;
+                }
+                if level.tail != prev {
+                    return Err(IntegrityError::MisplacedOrder {
+                        order_id: self.orders.get(prev).order_id,
+                        detail: "level tail is not the last order",
+                    });
+                }
+                if size != level.total_size || count != level.count {
+                    return Err(IntegrityError::LevelTotals {
+                        side,
+                        price,
+                        cached_size: level.total_size,
+                        cached_count: level.count,
+                        size,
+                        count,
+                    });
+                }
+                queued += count as usize;
+            }
+        }
+        if queued != self.index.len() || queued != self.orders.len() {
+            return Err(IntegrityError::IndexMismatch {
+                indexed: self.index.len(),
+                queued,
+            });
+        }
+        for (&order_id, &slot) in &self.index {
+            let found = self.orders.get(slot).order_id;
+            if found != order_id {
+                return Err(IntegrityError::IndexStale { order_id, found });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn order_view(o: &OrderNode) -> OrderView {
+    OrderView {
+        order_id: o.order_id,
+        side: o.side,
+        price: o.price,
+        size: o.size,
+        ts_priority: o.ts_priority,
+    }
+}
+
+struct QueueIter<'a> {
+    book: &'a Book,
+    cur: u32,
+}
+
+impl Iterator for QueueIter<'_> {
+    type Item = OrderView;
+    fn next(&mut self) -> Option<OrderView> {
+        if self.cur == NIL {
+            return None;
+        }
+        let o = self.book.orders.get(self.cur);
+        self.cur = o.next;
+        Some(order_view(o))
+    }
+}

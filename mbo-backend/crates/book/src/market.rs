@@ -1,0 +1,119 @@
+//! All books of a stream, keyed by `(instrument_id, publisher_id)`.
+
+use rustc_hash::FxHashMap;
+
+use crate::book::{Book, BookKey};
+use crate::counters::Counters;
+use crate::MboMsg;
+
+/// What applying one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The book the record belongs to.
+    pub key: BookKey,
+    /// Position of the record in the stream (0-based, metadata excluded).
+    pub index: u64,
+    /// True when the record carried `F_LAST`: the book is consistent and may be published.
+    pub boundary: bool,
+}
+
+/// Every book of one record stream.
+#[derive(Debug, Clone, Default)]
+pub struct Market {
+    books: Vec<Book>,
+    by_key: FxHashMap<BookKey, usize>,
+    /// Most recently used book: single-instrument streams never hash.
+    last: Option<(BookKey, usize)>,
+    next_index: u64,
+}
+
+impl Market {
+    /// An empty market.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies `rec` to its book, creating the book on first sight.
+    ///
+    /// The record is numbered with the market's running stream index (see
+    /// [`Market::set_next_index`]).
+    #[inline]
+    pub fn apply(&mut self, rec: &MboMsg) -> Applied {
+        let key = BookKey {
+            instrument_id: rec.hd.instrument_id,
+            publisher_id: rec.hd.publisher_id,
+        };
+        let slot = match self.last {
+            Some((k, i)) if k == key => i,
+            _ => self.book_slot(key),
+        };
+        let index = self.next_index;
+        self.next_index += 1;
+        let boundary = self.books[slot].apply(rec, index);
+        Applied {
+            key,
+            index,
+            boundary,
+        }
+    }
+
+    #[cold]
+    fn book_slot(&mut self, key: BookKey) -> usize {
+        let slot = match self.by_key.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.books.push(Book::new(key));
+                let i = self.books.len() - 1;
+                self.by_key.insert(key, i);
+                i
+            }
+        };
+        self.last = Some((key, slot));
+        slot
+    }
+
+    /// The index the next applied record will get. Starts at 0.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    /// Sets the stream index of the next record (after a seek or a resume).
+    pub fn set_next_index(&mut self, index: u64) {
+        self.next_index = index;
+    }
+
+    /// A book by key.
+    pub fn book(&self, key: BookKey) -> Option<&Book> {
+        self.by_key.get(&key).map(|&i| &self.books[i])
+    }
+
+    /// Books of one instrument, one per publisher.
+    pub fn books_of(&self, instrument_id: u32) -> impl Iterator<Item = &Book> + '_ {
+        self.books
+            .iter()
+            .filter(move |b| b.key().instrument_id == instrument_id)
+    }
+
+    /// Every book, in order of first appearance.
+    pub fn books(&self) -> &[Book] {
+        &self.books
+    }
+
+    /// Counters summed over all books.
+    pub fn counters(&self) -> Counters {
+        let mut total = Counters::default();
+        for b in &self.books {
+            total.accumulate(b.counters());
+        }
+        total
+    }
+
+    /// Empties every book and restarts the stream index at 0, keeping all allocated capacity
+    /// (books already seen stay registered, empty).
+    pub fn reset(&mut self) {
+        for b in &mut self.books {
+            b.reset();
+        }
+        self.next_index = 0;
+    }
+}
