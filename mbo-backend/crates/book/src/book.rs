@@ -1,12 +1,9 @@
 //! One instrument's book from one publisher: orders, levels, and the rules that change them.
 
-use std::collections::hash_map::Entry;
-
-use rustc_hash::FxHashMap;
-
 use crate::counters::Counters;
 use crate::error::IntegrityError;
 use crate::ladder::Ladder;
+use crate::order_index::OrderIndex;
 use crate::slab::{Slab, NIL};
 use crate::{MboMsg, Side, UNDEF_PRICE};
 
@@ -99,7 +96,7 @@ pub struct Book {
     levels: Slab<LevelNode>,
     bids: Ladder,
     asks: Ladder,
-    index: FxHashMap<u64, u32>,
+    index: OrderIndex,
     state: BookState,
     counters: Counters,
     /// Sides last replaced by an `F_TOB`/`F_MBP` record: bit 0 bids, bit 1 asks.
@@ -115,7 +112,7 @@ impl Book {
             levels: Slab::default(),
             bids: Ladder::new(Side::Bid),
             asks: Ladder::new(Side::Ask),
-            index: FxHashMap::default(),
+            index: OrderIndex::default(),
             state: BookState::default(),
             counters: Counters::default(),
             aggregated: 0,
@@ -149,6 +146,15 @@ impl Book {
         (self.aggregated & 1 != 0, self.aggregated & 2 != 0)
     }
 
+    /// Sides whose price ladder fell back from the tick-indexed array to the sorted vector
+    /// (a price range too wide for the array): `(bids, asks)`. Diagnostics only.
+    pub fn sorted_fallback(&self) -> (bool, bool) {
+        (
+            self.bids.is_sorted_fallback(),
+            self.asks.is_sorted_fallback(),
+        )
+    }
+
     /// Number of resting orders.
     pub fn order_count(&self) -> usize {
         self.index.len()
@@ -162,21 +168,21 @@ impl Book {
     /// Best bid level.
     #[inline]
     pub fn best_bid(&self) -> Option<LevelView> {
-        self.bids.best_slot().map(|s| self.level_view(s))
+        self.bids.best().map(|(_, s)| self.level_view(s))
     }
 
     /// Best ask level.
     #[inline]
     pub fn best_ask(&self) -> Option<LevelView> {
-        self.asks.best_slot().map(|s| self.level_view(s))
+        self.asks.best().map(|(_, s)| self.level_view(s))
     }
 
     /// True when both sides exist and best bid ≥ best ask. Real in pre-open auctions; inside a
     /// continuous session it means a data gap. Never "fixed" by the engine.
     #[inline]
     pub fn is_crossed(&self) -> bool {
-        match (self.bids.best_price(), self.asks.best_price()) {
-            (Some(b), Some(a)) => b >= a,
+        match (self.bids.best(), self.asks.best()) {
+            (Some((b, _)), Some((a, _))) => b >= a,
             _ => false,
         }
     }
@@ -184,18 +190,18 @@ impl Book {
     /// Levels of `side`, best first.
     pub fn levels(&self, side: Side) -> impl ExactSizeIterator<Item = LevelView> + '_ {
         self.ladder(side)
-            .slots_best_first()
-            .map(move |s| self.level_view(s))
+            .iter()
+            .map(move |(_, s)| self.level_view(s))
     }
 
     /// The level at `price` on `side`, if any order rests there.
     pub fn level(&self, side: Side, price: i64) -> Option<LevelView> {
-        self.ladder(side).slot_of(price).map(|s| self.level_view(s))
+        self.ladder(side).get(price).map(|s| self.level_view(s))
     }
 
     /// Orders resting at `price` on `side`, in queue priority order (front first).
     pub fn level_orders(&self, side: Side, price: i64) -> impl Iterator<Item = OrderView> + '_ {
-        let head = match self.ladder(side).slot_of(price) {
+        let head = match self.ladder(side).get(price) {
             Some(s) => self.levels.get(s).head,
             None => NIL,
         };
@@ -208,13 +214,13 @@ impl Book {
     /// A resting order by id.
     pub fn order(&self, order_id: u64) -> Option<OrderView> {
         self.index
-            .get(&order_id)
-            .map(|&s| order_view(self.orders.get(s)))
+            .get(order_id)
+            .map(|s| order_view(self.orders.get(s)))
     }
 
     /// 0-based position of an order in its level's queue (0 = front). O(position).
     pub fn queue_position(&self, order_id: u64) -> Option<usize> {
-        let mut slot = *self.index.get(&order_id)?;
+        let mut slot = self.index.get(order_id)?;
         let mut pos = 0;
         loop {
             let prev = self.orders.get(slot).prev;
@@ -345,20 +351,18 @@ impl Book {
             next: NIL,
             side,
         };
-        // One probe for both the duplicate check and the insert.
-        let slot = match self.index.entry(rec.order_id) {
-            Entry::Occupied(e) => {
+        // One probe sequence for both the duplicate check and the insert. The slot is taken
+        // first (the slab reuses freed slots) and handed back if the id turns out to be live.
+        let fresh = self.orders.insert(node);
+        let slot = match self.index.insert_new(rec.order_id, fresh) {
+            Ok(()) => fresh,
+            Err(live) => {
                 // The venue reused a live id: the new add wins, as a fresh order at the back.
+                self.orders.remove(fresh);
                 self.counters.duplicate_adds += 1;
-                let slot = *e.get();
-                self.unlink(slot);
-                *self.orders.get_mut(slot) = node;
-                slot
-            }
-            Entry::Vacant(e) => {
-                let slot = self.orders.insert(node);
-                e.insert(slot);
-                slot
+                self.unlink(live);
+                *self.orders.get_mut(live) = node;
+                live
             }
         };
         self.link_back(slot);
@@ -366,17 +370,17 @@ impl Book {
 
     fn cancel(&mut self, rec: &MboMsg) {
         // One probe: the entry is removed in place when the cancel is full.
-        let Entry::Occupied(entry) = self.index.entry(rec.order_id) else {
+        let Some(pos) = self.index.find(rec.order_id) else {
             self.counters.unknown_cancels += 1;
             return;
         };
-        let slot = *entry.get();
+        let slot = self.index.value_at(pos);
         let node = *self.orders.get(slot);
         if rec.size >= node.size {
             if rec.size > node.size {
                 self.counters.over_cancels += 1;
             }
-            entry.remove();
+            self.index.remove_at(pos);
             self.unlink(slot);
             self.orders.remove(slot);
         } else {
@@ -386,7 +390,7 @@ impl Book {
     }
 
     fn modify(&mut self, rec: &MboMsg) {
-        let Some(&slot) = self.index.get(&rec.order_id) else {
+        let Some(slot) = self.index.get(rec.order_id) else {
             self.counters.unknown_modifies += 1;
             // Databento's reference treats a modify of an unknown order as an add: the order
             // was placed before the stream began.
@@ -443,16 +447,16 @@ impl Book {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
         };
-        for rung in ladder.rungs() {
-            let mut cur = self.levels.get(rung.slot).head;
+        for (_, level_slot) in ladder.iter() {
+            let mut cur = self.levels.get(level_slot).head;
             while cur != NIL {
                 let o = self.orders.get(cur);
-                self.index.remove(&o.order_id);
+                self.index.remove(o.order_id);
                 let next = o.next;
                 self.orders.remove(cur);
                 cur = next;
             }
-            self.levels.remove(rung.slot);
+            self.levels.remove(level_slot);
         }
         ladder.clear();
     }
@@ -461,7 +465,7 @@ impl Book {
     fn remove_order(&mut self, slot: u32, order_id: u64) {
         self.unlink(slot);
         self.orders.remove(slot);
-        self.index.remove(&order_id);
+        self.index.remove(order_id);
     }
 
     /// Appends the order in `slot` (price, side, size already set) to the back of its level,
@@ -476,12 +480,9 @@ impl Book {
             Side::Bid => &mut self.bids,
             Side::Ask => &mut self.asks,
         };
-        let level_slot = match ladder.slot_of(price) {
+        let level_slot = match ladder.get(price) {
             Some(l) => l,
             None => {
-                let i = match ladder.find(price) {
-                    Ok(i) | Err(i) => i,
-                };
                 let l = self.levels.insert(LevelNode {
                     price,
                     total_size: 0,
@@ -489,7 +490,7 @@ impl Book {
                     head: NIL,
                     tail: NIL,
                 });
-                ladder.insert_at(i, price, l);
+                ladder.insert(price, l);
                 l
             }
         };
@@ -535,9 +536,7 @@ impl Book {
                 Side::Bid => &mut self.bids,
                 Side::Ask => &mut self.asks,
             };
-            if let Ok(i) = ladder.find(o.price) {
-                ladder.remove_at(i);
-            }
+            ladder.remove(o.price);
             self.levels.remove(o.level);
         }
     }
@@ -553,21 +552,12 @@ impl Book {
         let mut queued = 0usize;
         for side in [Side::Bid, Side::Ask] {
             let ladder = self.ladder(side);
-            if ladder.mapped() != ladder.len() {
-                return Err(IntegrityError::MisplacedOrder {
-                    order_id: 0,
-                    detail: "price map and ladder disagree",
-                });
+            if let Err(detail) = ladder.check() {
+                return Err(IntegrityError::Ladder { side, detail });
             }
-            for (position, w) in ladder.rungs().windows(2).enumerate() {
-                if w[0].key >= w[1].key {
-                    return Err(IntegrityError::LadderUnsorted { side, position });
-                }
-            }
-            for rung in ladder.rungs() {
-                let level = self.levels.get(rung.slot);
-                let price = ladder.price_of(rung.key);
-                if level.price != price || ladder.slot_of(price) != Some(rung.slot) {
+            for (price, level_slot) in ladder.iter() {
+                let level = self.levels.get(level_slot);
+                if level.price != price {
                     return Err(IntegrityError::MisplacedOrder {
                         order_id: 0,
                         detail: "level price differs from its ladder key",
@@ -588,7 +578,7 @@ impl Book {
                     if o.prev != prev {
                         return Err(misplaced("broken prev link"));
                     }
-                    if o.level != rung.slot {
+                    if o.level != level_slot {
                         return Err(misplaced("points at another level"));
                     }
                     if o.price != price || o.side != side {
@@ -599,8 +589,8 @@ impl Book {
                             order_id: o.order_id,
                         });
                     }
-                    match self.index.get(&o.order_id) {
-                        Some(&s) if s == cur => {}
+                    match self.index.get(o.order_id) {
+                        Some(s) if s == cur => {}
                         _ => return Err(misplaced("not indexed at its slot")),
                     }
                     size += u64::from(o.size);
@@ -636,7 +626,7 @@ impl Book {
                 queued,
             });
         }
-        for (&order_id, &slot) in &self.index {
+        for (order_id, slot) in self.index.iter() {
             let found = self.orders.get(slot).order_id;
             if found != order_id {
                 return Err(IntegrityError::IndexStale { order_id, found });

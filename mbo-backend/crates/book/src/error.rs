@@ -8,13 +8,13 @@ use crate::Side;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IntegrityError {
-    /// The ladder of a side is not strictly sorted by price.
-    #[error("{side} ladder not strictly sorted at position {position}")]
-    LadderUnsorted {
+    /// The price ladder of a side is inconsistent (order, count, or lookup).
+    #[error("{side} ladder: {detail}")]
+    Ladder {
         /// Side of the ladder.
         side: Side,
-        /// Index in the ladder where order breaks.
-        position: usize,
+        /// What is wrong.
+        detail: &'static str,
     },
     /// A price level with no orders is still in the ladder.
     #[error("{side} level {price} is empty but still listed")]

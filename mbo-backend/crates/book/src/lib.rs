@@ -10,12 +10,11 @@
 //!   each record to its book (a one-entry cache makes single-instrument streams skip hashing).
 //! * A [`Book`] stores orders in a slab (`Vec` plus free list) and links each price level's
 //!   queue as an intrusive doubly linked list through slab indices, so an order can be removed
-//!   or re-queued from anywhere in its queue in O(1). An `order_id → slot` hash map
-//!   (`FxHash`, integers only) finds orders.
-//! * Each side is a [`ladder`](crate::ladder) — a `Vec` of `(key, level slot)` sorted so the best
-//!   price is at the **end**: best bid/ask is O(1), and the levels that change most (near the
-//!   touch) are inserted and removed with the shortest memmove. Ask keys are `!price` so both
-//!   sides share one ascending implementation with no overflow.
+//!   or re-queued from anywhere in its queue in O(1). An open-addressing `order_id → slot`
+//!   table (`order_index`) finds orders in one probe sequence.
+//! * Each side is a price ladder (`ladder`): a tick-indexed array of level slots, so finding,
+//!   creating and removing a level is O(1) and the best level is a cached index; sides whose
+//!   prices span too wide a range fall back to a sorted vector.
 //! * Nothing is freed in steady state: slabs, ladders and the hash map keep their capacity,
 //!   including across [`Market::reset`], so applying a record allocates nothing once the book
 //!   has reached its working size.
@@ -51,6 +50,7 @@ mod counters;
 mod error;
 mod ladder;
 mod market;
+mod order_index;
 mod side;
 mod slab;
 

@@ -8,7 +8,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use anyhow::Result;
+use std::io::Write;
+
+use anyhow::{Context, Result};
 use mbo_book::Market;
 use mbo_feed::dbn_file::{read_decompressed, MboDecoder};
 
@@ -50,8 +52,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "ratio": (apply_rps / decode_rps * 1000.0).round() / 1000.0,
         "boundaries": market.counters().boundaries,
     });
-    println!("{line}");
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}") {
+        // A reader that went away (`| head`) is not a failure of the benchmark.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing standard output"),
+    }
 }
 
 fn decode_pass(name: &std::path::Path, bytes: &[u8]) -> Result<u64> {

@@ -19,11 +19,23 @@ use crate::cli::ExportBookArgs;
 
 pub fn run(args: &ExportBookArgs) -> Result<()> {
     let depth = args.depth as usize;
-    match args.out.as_deref() {
+    let result = match args.out.as_deref() {
         None => export_to_stdout(&args.file, depth),
         Some(p) if p == Path::new("-") => export_to_stdout(&args.file, depth),
         Some(out) => export_to_file(&args.file, out, depth),
+    };
+    match result {
+        // A reader that stops early (`| head`) is not an error: nothing is lost that it wanted.
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        other => other,
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn export_to_stdout(input: &Path, depth: usize) -> Result<()> {
@@ -41,8 +53,17 @@ fn export_to_file(input: &Path, out: &Path, depth: usize) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot create output", out.display()))?;
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{}: cannot create output: no such file or directory: {}",
+            out.display(),
+            dir.display()
+        );
+    }
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        // Name the user's path, not the temporary file's.
+        anyhow::anyhow!("{}: cannot create output: {}", out.display(), e.kind())
+    })?;
     {
         let mut w = BufWriter::with_capacity(1 << 16, tmp.as_file());
         export(input, &mut w, depth)?;
