@@ -412,3 +412,38 @@ pub fn read_decompressed(path: impl AsRef<Path>) -> Result<Vec<u8>> {
         Ok(raw)
     }
 }
+
+/// A DBN file as a rewindable [`RecordSource`](crate::RecordSource) (rewind reopens the file).
+#[derive(Debug)]
+pub struct DbnFileSource {
+    path: PathBuf,
+    decoder: FileDecoder,
+}
+
+impl DbnFileSource {
+    /// Opens `path` (see [`FileDecoder::open`]).
+    ///
+    /// # Errors
+    /// Any [`Problem`] of the file's start.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        let decoder = FileDecoder::open(&path)?;
+        Ok(Self { path, decoder })
+    }
+
+    /// The file's metadata.
+    pub fn metadata(&self) -> &Metadata {
+        self.decoder.metadata()
+    }
+}
+
+impl crate::RecordSource for DbnFileSource {
+    fn next_record(&mut self) -> crate::source::Result<Option<&MboMsg>> {
+        Ok(self.decoder.next_record()?)
+    }
+
+    fn rewind(&mut self) -> crate::source::Result<()> {
+        self.decoder = FileDecoder::open(&self.path)?;
+        Ok(())
+    }
+}
