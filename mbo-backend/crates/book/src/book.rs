@@ -30,6 +30,9 @@ struct OrderNode {
     prev: u32,
     next: u32,
     side: Side,
+    /// False for the pseudo-order of an `F_TOB`/`F_MBP` level: it stands for a whole level,
+    /// not an order, so it is kept out of the id index (its id may be reused on the other side).
+    indexed: bool,
 }
 
 /// A price level: a FIFO queue of orders with cached totals.
@@ -155,9 +158,9 @@ impl Book {
         )
     }
 
-    /// Number of resting orders.
+    /// Number of resting orders (an `F_TOB`/`F_MBP` level counts as one).
     pub fn order_count(&self) -> usize {
-        self.index.len()
+        self.orders.len()
     }
 
     /// Number of price levels on `side`.
@@ -281,11 +284,13 @@ impl Book {
             self.counters.snapshot_records += 1;
         }
         let aggregated = flags.is_tob() || flags.is_mbp();
+        if aggregated {
+            self.counters.aggregated_records += 1;
+        }
         match rec.action as u8 {
             b'A' => {
                 self.counters.actions.add += 1;
                 if aggregated {
-                    self.counters.aggregated_records += 1;
                     self.replace_side(rec);
                 } else {
                     self.add(rec);
@@ -317,7 +322,7 @@ impl Book {
         self.state.ts_event = rec.hd.ts_event;
         self.state.ts_recv = rec.ts_recv;
         self.state.sequence = rec.sequence;
-        debug_assert_eq!(self.index.len(), self.orders.len());
+        debug_assert!(self.index.len() <= self.orders.len());
         if flags.is_last() {
             self.state.event_index = Some(index);
             self.state.in_event = false;
@@ -350,6 +355,7 @@ impl Book {
             prev: NIL,
             next: NIL,
             side,
+            indexed: true,
         };
         // One probe sequence for both the duplicate check and the insert. The slot is taken
         // first (the slab reuses freed slots) and handed back if the id turns out to be live.
@@ -438,7 +444,18 @@ impl Book {
         };
         // An undefined price means "this side is now empty".
         if rec.price != UNDEF_PRICE && rec.size > 0 {
-            self.add(rec);
+            let slot = self.orders.insert(OrderNode {
+                order_id: rec.order_id,
+                price: rec.price,
+                ts_priority: rec.hd.ts_event,
+                size: rec.size,
+                level: NIL,
+                prev: NIL,
+                next: NIL,
+                side,
+                indexed: false,
+            });
+            self.link_back(slot);
         }
     }
 
@@ -451,7 +468,9 @@ impl Book {
             let mut cur = self.levels.get(level_slot).head;
             while cur != NIL {
                 let o = self.orders.get(cur);
-                self.index.remove(o.order_id);
+                if o.indexed {
+                    self.index.remove(o.order_id);
+                }
                 let next = o.next;
                 self.orders.remove(cur);
                 cur = next;
@@ -550,6 +569,7 @@ impl Book {
     /// The first [`IntegrityError`] found.
     pub fn check_integrity(&self) -> Result<(), IntegrityError> {
         let mut queued = 0usize;
+        let mut indexed = 0usize;
         for side in [Side::Bid, Side::Ask] {
             let ladder = self.ladder(side);
             if let Err(detail) = ladder.check() {
@@ -589,9 +609,13 @@ impl Book {
                             order_id: o.order_id,
                         });
                     }
-                    match self.index.get(o.order_id) {
-                        Some(s) if s == cur => {}
-                        _ => return Err(misplaced("not indexed at its slot")),
+                    match (o.indexed, self.index.get(o.order_id)) {
+                        (true, Some(s)) if s == cur => indexed += 1,
+                        (true, _) => return Err(misplaced("not indexed at its slot")),
+                        (false, Some(s)) if s == cur => {
+                            return Err(misplaced("aggregated level pseudo-order is indexed"))
+                        }
+                        (false, _) => {}
                     }
                     size += u64::from(o.size);
                     count += 1;
@@ -620,7 +644,7 @@ impl Book {
                 queued += count as usize;
             }
         }
-        if queued != self.index.len() || queued != self.orders.len() {
+        if indexed != self.index.len() || queued != self.orders.len() {
             return Err(IntegrityError::IndexMismatch {
                 indexed: self.index.len(),
                 queued,

@@ -262,8 +262,10 @@ impl TickLadder {
         }
         let diff = diff as u64;
         let tick = self.tick as u64;
-        // Multiply by the reciprocal; the estimate is low by at most one.
-        let mut q = ((u128::from(diff) * u128::from(self.recip)) >> 64) as u64;
+        // Multiply by the reciprocal; the estimate is low by at most one. u128 products: no
+        // overflow for any i64 prices.
+        let (diff, tick) = (u128::from(diff), u128::from(tick));
+        let mut q = (diff * u128::from(self.recip)) >> 64;
         if (q + 1) * tick <= diff {
             q += 1;
         }
@@ -352,7 +354,10 @@ impl TickLadder {
             self.cells.clear();
             self.cells.resize(n, NIL);
             let back = if self.tick == 0 { 0 } else { (n / 2) as i64 };
-            self.base = price.checked_sub(back.checked_mul(self.tick)?)?;
+            let base = price.checked_sub(back.checked_mul(self.tick)?)?;
+            // The whole array's prices must be representable (see below).
+            base.checked_add((n as i64 - 1).checked_mul(self.tick)?)?;
+            self.base = base;
             return self.index(price);
         }
         // Occupied span, in prices.
@@ -370,7 +375,10 @@ impl TickLadder {
         if cells > MAX_CELLS {
             return None;
         }
-        let new_base = lo.checked_sub(HEADROOM as i64 * tick)?;
+        // Every cell's price must be representable: checked, so extreme prices fall back to
+        // the sorted form instead of overflowing.
+        let new_base = lo.checked_sub((HEADROOM as i64).checked_mul(tick)?)?;
+        new_base.checked_add((cells as i64 - 1).checked_mul(tick)?)?;
         let mut fresh = vec![NIL; cells];
         for (p, s) in self.levels() {
             let i = ((p - new_base) / tick) as usize;
