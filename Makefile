@@ -4,15 +4,21 @@ BACKEND := mbo-backend
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
-.PHONY: help test test-backend lint fmt-check clippy bench bench-criterion build release clean check-data
+.PHONY: help test test-backend lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
 
 help:
 	@echo "make test    - format check, clippy -D warnings, every test (what CI runs)"
 	@echo "make bench   - mbo bench on the real files, then the criterion engine benches"
+	@echo "make bench-pacing - 60 s replay at 500k records/s (pacing drift, must be within 1%)"
+	@echo "make bench-sim - simulator speed (null sink, >= 5 M records/s) and mbo simulate"
 	@echo "make release - build the optimised mbo binary"
 
 check-data:
 	@test -f $(DATA)/CLX5_mbo.dbn || { echo "missing ../shared/data/mbo (real Databento files the tests need; see README)" >&2; exit 1; }
+
+# Databento's Python decoder (PyPI: databento-dbn) reads `mbo simulate` output in the tests.
+python-deps:
+	@python3 -c "import databento_dbn" 2>/dev/null || python3 -m pip install --quiet databento-dbn
 
 fmt-check:
 	cd $(BACKEND) && $(CARGO) fmt --all -- --check
@@ -20,7 +26,7 @@ fmt-check:
 clippy:
 	cd $(BACKEND) && $(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-test-backend: check-data
+test-backend: check-data python-deps
 	cd $(BACKEND) && $(CARGO) test --workspace --locked
 
 lint: fmt-check clippy
@@ -34,6 +40,16 @@ bench: release check-data
 	$(BACKEND)/target/release/mbo bench $(DATA)/CLX5_mbo.dbn --loops 200
 	$(BACKEND)/target/release/mbo bench $(DATA)/esh4-glbx-mdp3-20231225.mbo.dbn.zst --loops 100
 	cd $(BACKEND) && $(CARGO) bench --locked -p mbo-book
+
+# Simulator speed into a null sink (must be >= 5 M records/s), then `mbo simulate` to a file.
+bench-sim: release
+	cd $(BACKEND) && $(CARGO) run --release --locked -p mbo-feed --example sim_speed -- 20000000 3
+	$(BACKEND)/target/release/mbo simulate --out /tmp/mbo-bench-sim.dbn.zst --records 10000000 --instruments 3
+	@rm -f /tmp/mbo-bench-sim.dbn.zst
+
+# Pacing benchmark: 60 s at 500,000 records/s; the final line's error_pct must be within ±1%.
+bench-pacing: release check-data
+	$(BACKEND)/target/release/mbo replay $(DATA)/CLX5_mbo.dbn --pace rate --rate 500000 --loop --duration 60s
 
 clean:
 	cd $(BACKEND) && $(CARGO) clean

@@ -180,52 +180,7 @@ impl<R: Read> MboDecoder<R> {
     /// [`Problem::NotDbn`], [`Problem::WrongSchema`], [`Problem::Truncated`] or
     /// [`Problem::Corrupt`] when the metadata cannot be read or is not MBO.
     pub fn new(path: &Path, mut reader: R) -> Result<Self> {
-        let err = |problem| DbnFileError {
-            path: path.to_owned(),
-            problem,
-        };
-        let truncated_meta = || Problem::Truncated {
-            records: 0,
-            detail: "inside the metadata".into(),
-        };
-        let io_err = |e: io::Error| {
-            err(if e.kind() == io::ErrorKind::UnexpectedEof {
-                truncated_meta()
-            } else {
-                Problem::Io(e)
-            })
-        };
-        let mut prefix = [0u8; 8];
-        let got = read_up_to(&mut reader, &mut prefix).map_err(io_err)?;
-        if got < 3 || &prefix[..3] != b"DBN" {
-            return Err(err(Problem::NotDbn("no DBN signature".into())));
-        }
-        if got < 8 {
-            return Err(err(truncated_meta()));
-        }
-        let version = prefix[3];
-        if version == 0 || version > MAX_VERSION {
-            return Err(err(Problem::Corrupt(format!(
-                "DBN version {version} is not supported (mbo reads versions 1 to {MAX_VERSION})"
-            ))));
-        }
-        let meta_len = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]) as usize;
-        let mut meta = vec![0u8; 8 + meta_len];
-        meta[..8].copy_from_slice(&prefix);
-        let got = read_up_to(&mut reader, &mut meta[8..]).map_err(io_err)?;
-        if got < meta_len {
-            return Err(err(truncated_meta()));
-        }
-        let metadata = MetadataDecoder::new(&meta[..])
-            .decode()
-            .map_err(|e| err(Problem::Corrupt(format!("bad metadata: {e}"))))?;
-        if let Some(schema) = metadata.schema {
-            if schema != Schema::Mbo {
-                return Err(err(Problem::WrongSchema {
-                    found: schema.as_str().to_owned(),
-                }));
-            }
-        }
+        let metadata = read_metadata(path, &mut reader)?;
         Ok(Self {
             path: path.to_owned(),
             metadata,
@@ -272,18 +227,7 @@ impl<R: Read> MboDecoder<R> {
         let rec = &self.buf[self.pos..self.end];
         let rtype = rec[1];
         if rtype != RTYPE_MBO || len < MBO_LEN {
-            let problem = if rtype != RTYPE_MBO {
-                Problem::WrongSchema {
-                    found: RType::try_from(rtype)
-                        .map(|r| format!("{r:?}"))
-                        .unwrap_or_else(|_| format!("rtype 0x{rtype:02x}")),
-                }
-            } else {
-                Problem::Corrupt(format!(
-                    "record {} has length {len}, an MBO record needs {MBO_LEN}",
-                    self.records
-                ))
-            };
+            let problem = bad_record(rtype, len, self.records);
             return Err(self.fail(problem));
         }
         // `fill` guaranteed at least MBO_LEN bytes, so the chunk is always there.
@@ -337,6 +281,154 @@ impl<R: Read> MboDecoder<R> {
         self.eof = true;
         self.pos = 0;
         self.end = 0;
+        DbnFileError {
+            path: self.path.clone(),
+            problem,
+        }
+    }
+}
+
+/// Reads and checks the DBN prefix and metadata (MBO schema, DBN v1–v3) from the start of
+/// `reader`, leaving it at the first record.
+fn read_metadata(path: &Path, reader: &mut impl Read) -> Result<Metadata> {
+    let err = |problem| DbnFileError {
+        path: path.to_owned(),
+        problem,
+    };
+    let truncated_meta = || Problem::Truncated {
+        records: 0,
+        detail: "inside the metadata".into(),
+    };
+    let io_err = |e: io::Error| {
+        err(if e.kind() == io::ErrorKind::UnexpectedEof {
+            truncated_meta()
+        } else {
+            Problem::Io(e)
+        })
+    };
+    let mut prefix = [0u8; 8];
+    let got = read_up_to(reader, &mut prefix).map_err(io_err)?;
+    if got < 3 || &prefix[..3] != b"DBN" {
+        return Err(err(Problem::NotDbn("no DBN signature".into())));
+    }
+    if got < 8 {
+        return Err(err(truncated_meta()));
+    }
+    let version = prefix[3];
+    if version == 0 || version > MAX_VERSION {
+        return Err(err(Problem::Corrupt(format!(
+            "DBN version {version} is not supported (mbo reads versions 1 to {MAX_VERSION})"
+        ))));
+    }
+    let meta_len = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]) as usize;
+    let mut meta = vec![0u8; 8 + meta_len];
+    meta[..8].copy_from_slice(&prefix);
+    let got = read_up_to(reader, &mut meta[8..]).map_err(io_err)?;
+    if got < meta_len {
+        return Err(err(truncated_meta()));
+    }
+    let metadata = MetadataDecoder::new(&meta[..])
+        .decode()
+        .map_err(|e| err(Problem::Corrupt(format!("bad metadata: {e}"))))?;
+    if let Some(schema) = metadata.schema {
+        if schema != Schema::Mbo {
+            return Err(err(Problem::WrongSchema {
+                found: schema.as_str().to_owned(),
+            }));
+        }
+    }
+    Ok(metadata)
+}
+
+/// The problem with a record that is not a whole MBO record.
+#[cold]
+fn bad_record(rtype: u8, len: usize, records: u64) -> Problem {
+    if rtype != RTYPE_MBO {
+        Problem::WrongSchema {
+            found: RType::try_from(rtype)
+                .map(|r| format!("{r:?}"))
+                .unwrap_or_else(|_| format!("rtype 0x{rtype:02x}")),
+        }
+    } else {
+        Problem::Corrupt(format!(
+            "record {records} has length {len}, an MBO record needs {MBO_LEN}"
+        ))
+    }
+}
+
+/// Decodes MBO records from uncompressed DBN bytes already in memory, without copying them
+/// (the streaming [`MboDecoder`] copies through its read buffer). Same strictness.
+#[derive(Debug)]
+pub struct SliceDecoder<'a> {
+    path: PathBuf,
+    metadata: Metadata,
+    data: &'a [u8],
+    pos: usize,
+    records: u64,
+    current: MboMsg,
+}
+
+impl<'a> SliceDecoder<'a> {
+    /// Reads the metadata at the start of `bytes`; `name` names the data in errors.
+    ///
+    /// # Errors
+    /// As [`MboDecoder::new`].
+    pub fn new(name: impl AsRef<Path>, bytes: &'a [u8]) -> Result<Self> {
+        let path = name.as_ref();
+        let mut rest = bytes;
+        let metadata = read_metadata(path, &mut rest)?;
+        Ok(Self {
+            path: path.to_owned(),
+            metadata,
+            data: rest,
+            pos: 0,
+            records: 0,
+            current: MboMsg::default(),
+        })
+    }
+
+    /// The metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Records decoded so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The next record, or `None` at the end of the bytes.
+    ///
+    /// # Errors
+    /// As [`MboDecoder::next_record`].
+    #[inline]
+    pub fn next_record(&mut self) -> Result<Option<&MboMsg>> {
+        let rest = &self.data[self.pos..];
+        let Some(&first) = rest.first() else {
+            return Ok(None);
+        };
+        let len = usize::from(first) * 4;
+        if rest.len() < len.max(MBO_LEN) {
+            return Err(self.fail(Problem::Truncated {
+                records: self.records,
+                detail: format!("{} trailing bytes do not form a whole record", rest.len()),
+            }));
+        }
+        let rtype = rest[1];
+        if rtype != RTYPE_MBO || len < MBO_LEN {
+            return Err(self.fail(bad_record(rtype, len, self.records)));
+        }
+        // Checked above: at least MBO_LEN bytes remain.
+        if let Some(b) = rest.first_chunk::<MBO_LEN>() {
+            self.current = parse_mbo(b);
+        }
+        self.pos += len;
+        self.records += 1;
+        Ok(Some(&self.current))
+    }
+
+    fn fail(&mut self, problem: Problem) -> DbnFileError {
+        self.pos = self.data.len();
         DbnFileError {
             path: self.path.clone(),
             problem,

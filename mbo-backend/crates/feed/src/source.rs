@@ -44,6 +44,17 @@ pub enum FeedError {
     /// Any other Databento client error.
     #[error("Databento: {0}")]
     Databento(String),
+    /// A historical request's estimated cost is above the limit and was not confirmed.
+    #[error(
+        "estimated cost ${estimate_usd:.2} is above the ${limit_usd:.2} limit: confirm the \
+         request (mbo fetch --yes) or raise the limit (--max-cost USD)"
+    )]
+    CostAboveLimit {
+        /// Databento's estimate (`metadata.get_cost`), US dollars.
+        estimate_usd: f64,
+        /// The limit in force, US dollars.
+        limit_usd: f64,
+    },
     /// Invalid options (pace, speed, symbols...).
     #[error("invalid feed option: {0}")]
     Options(String),
@@ -178,6 +189,28 @@ pub enum Pace {
 /// Allowed range of the realtime speed factor.
 pub const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.1..=1000.0;
 
+impl Pace {
+    /// Checks the pace's parameters.
+    ///
+    /// # Errors
+    /// [`FeedError::Options`] for a rate of 0 or a speed outside [`SPEED_RANGE`] (or NaN).
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Pace::Max => Ok(()),
+            Pace::Rate(0) => Err(FeedError::Options(
+                "rate must be at least 1 record/s".into(),
+            )),
+            Pace::Rate(_) => Ok(()),
+            Pace::Realtime { speed } if SPEED_RANGE.contains(&speed) => Ok(()),
+            Pace::Realtime { speed } => Err(FeedError::Options(format!(
+                "speed {speed} outside {}..={}",
+                SPEED_RANGE.start(),
+                SPEED_RANGE.end()
+            ))),
+        }
+    }
+}
+
 /// Replay options (`--pace`, `--rate`, `--speed`, `--max-gap`, `--loop`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayOptions {
@@ -277,19 +310,8 @@ impl ReplayHandle {
     /// [`FeedError::Options`] if the replay task has stopped or the command is invalid
     /// (e.g. a speed outside [`SPEED_RANGE`]).
     pub async fn send(&self, cmd: ReplayCommand) -> Result<()> {
-        if let ReplayCommand::SetPace(Pace::Realtime { speed }) = cmd {
-            if !SPEED_RANGE.contains(&speed) {
-                return Err(FeedError::Options(format!(
-                    "speed {speed} outside {}..={}",
-                    SPEED_RANGE.start(),
-                    SPEED_RANGE.end()
-                )));
-            }
-        }
-        if let ReplayCommand::SetPace(Pace::Rate(0)) = cmd {
-            return Err(FeedError::Options(
-                "rate must be at least 1 record/s".into(),
-            ));
+        if let ReplayCommand::SetPace(pace) = &cmd {
+            pace.validate()?;
         }
         self.commands
             .send(cmd)

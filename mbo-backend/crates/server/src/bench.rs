@@ -12,7 +12,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use mbo_book::Market;
-use mbo_feed::dbn_file::{read_decompressed, MboDecoder};
+use mbo_feed::dbn_file::{read_decompressed, SliceDecoder};
 
 use crate::cli::BenchArgs;
 
@@ -64,7 +64,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn decode_pass(name: &std::path::Path, bytes: &[u8]) -> Result<u64> {
-    let mut dec = MboDecoder::from_bytes(name, bytes)?;
+    let mut dec = SliceDecoder::new(name, bytes)?;
     let mut sum = 0u64;
     while let Some(rec) = dec.next_record()? {
         sum = sum
@@ -76,7 +76,7 @@ fn decode_pass(name: &std::path::Path, bytes: &[u8]) -> Result<u64> {
 }
 
 fn apply_pass(name: &std::path::Path, bytes: &[u8], market: &mut Market) -> Result<u64> {
-    let mut dec = MboDecoder::from_bytes(name, bytes)?;
+    let mut dec = SliceDecoder::new(name, bytes)?;
     let mut n = 0u64;
     while let Some(rec) = dec.next_record()? {
         black_box(market.apply(rec));

@@ -3,16 +3,22 @@
 mod bench;
 mod cli;
 mod export;
+mod fetch;
+mod replay_cmd;
+mod simulate;
+mod stats;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     let result = match cli.command {
         cli::Command::ExportBook(args) => export::run(&args),
         cli::Command::Bench(args) => bench::run(&args),
+        cli::Command::Fetch(args) => fetch::run(&args),
+        cli::Command::Replay(args) => replay_cmd::run(&args),
+        cli::Command::Simulate(args) => simulate::run(&args),
+        cli::Command::Stats(args) => stats::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
