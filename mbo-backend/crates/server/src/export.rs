@@ -16,6 +16,7 @@ use mbo_book::{Book, Market, Side};
 use mbo_feed::dbn_file::FileDecoder;
 
 use crate::cli::ExportBookArgs;
+use crate::output::{is_broken_pipe, write_atomically};
 
 pub fn run(args: &ExportBookArgs) -> Result<()> {
     let depth = args.depth as usize;
@@ -31,13 +32,6 @@ pub fn run(args: &ExportBookArgs) -> Result<()> {
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
-}
-
 fn export_to_stdout(input: &Path, depth: usize) -> Result<()> {
     let mut check = FileDecoder::open(input)?;
     while check.next_record()?.is_some() {}
@@ -49,30 +43,12 @@ fn export_to_stdout(input: &Path, depth: usize) -> Result<()> {
 }
 
 fn export_to_file(input: &Path, out: &Path, depth: usize) -> Result<()> {
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "{}: cannot create output: no such file or directory: {}",
-            out.display(),
-            dir.display()
-        );
-    }
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
-        // Name the user's path, not the temporary file's.
-        anyhow::anyhow!("{}: cannot create output: {}", out.display(), e.kind())
-    })?;
-    {
-        let mut w = BufWriter::with_capacity(1 << 16, tmp.as_file());
+    write_atomically(out, |file| {
+        let mut w = BufWriter::with_capacity(1 << 16, file);
         export(input, &mut w, depth)?;
-        w.flush()
-            .with_context(|| format!("{}: write failed", out.display()))?;
-    }
-    tmp.persist(out)
-        .with_context(|| format!("{}: cannot write output", out.display()))?;
-    Ok(())
+        w.flush().context("flushing output")?;
+        Ok(())
+    })
 }
 
 /// Streams the export of `input` into `w`.

@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod export;
 mod fetch;
+mod output;
 mod replay_cmd;
 mod simulate;
 mod stats;

@@ -22,6 +22,7 @@ use dbn::{Compression, MappingInterval, Metadata, SType, Schema, SymbolMapping};
 use mbo_feed::{SimConfig, Simulator};
 
 use crate::cli::SimulateArgs;
+use crate::output::{is_broken_pipe, write_atomically};
 
 pub fn run(args: &SimulateArgs) -> Result<()> {
     let mut config = SimConfig::new(args.seed, args.instruments as usize);
@@ -58,14 +59,6 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     });
     eprintln!("{summary}");
     Ok(())
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    // `dbn::Error::Io` keeps the `io::Error` as its source, so the chain finds it.
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// The DBN metadata of the simulated stream: runs the simulator once to find its last
@@ -126,39 +119,7 @@ fn write_file(
     out: &Path,
     compression: Compression,
 ) -> Result<u64> {
-    // A device or a pipe (`/dev/null`, `>(zstd -d)`) is written in place: renaming a
-    // temporary file over it would replace the device itself.
-    if let Ok(existing) = std::fs::metadata(out) {
-        if existing.is_dir() {
-            anyhow::bail!("{}: cannot write output: is a directory", out.display());
-        }
-        if !existing.is_file() {
-            let sink = std::fs::OpenOptions::new()
-                .write(true)
-                .open(out)
-                .with_context(|| format!("{}: cannot write output", out.display()))?;
-            return write(sim, metadata, sink, compression)
-                .with_context(|| format!("{}: write failed", out.display()));
-        }
-    }
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "{}: cannot create output: no such directory: {}",
-            out.display(),
-            dir.display()
-        );
-    }
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| anyhow::anyhow!("{}: cannot create output: {}", out.display(), e.kind()))?;
-    let written = write(sim, metadata, tmp.as_file(), compression)
-        .with_context(|| format!("{}: write failed", out.display()))?;
-    tmp.persist(out)
-        .with_context(|| format!("{}: cannot write output", out.display()))?;
-    Ok(written)
+    write_atomically(out, |file| write(sim, metadata, file, compression))
 }
 
 /// Encodes the whole stream into `sink`; returns the number of records.

@@ -868,3 +868,29 @@ fn export_to_a_closed_pipe_exits_quietly() {
         "exit status {status:?} after the reader closed the pipe"
     );
 }
+
+/// `--out` naming a pipe (or a device such as /dev/null) writes into it in place: renaming a
+/// temporary file over it would replace the pipe itself.
+#[test]
+fn out_to_a_named_pipe_writes_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("book.pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils) is needed by this test");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(&fifo).unwrap())
+    };
+    let mut cmd = Command::cargo_bin("mbo").unwrap();
+    cmd.args([OsStr::new("export-book"), data(CLX5).as_os_str()])
+        .args([OsStr::new("--out"), fifo.as_os_str()]);
+    cmd.assert().success();
+    let piped = reader.join().unwrap();
+    let stdout = run_ok([OsStr::new("export-book"), data(CLX5).as_os_str()]);
+    assert_eq!(piped, stdout);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}
