@@ -7,6 +7,10 @@ use crate::order_index::OrderIndex;
 use crate::slab::{Slab, NIL};
 use crate::{MboMsg, Side, UNDEF_PRICE};
 
+/// Flags that send a record through the cold counting path.
+const RARE_FLAGS: u8 =
+    dbn::flags::MAYBE_BAD_BOOK | dbn::flags::SNAPSHOT | dbn::flags::TOB | dbn::flags::MBP;
+
 /// Identifies a book: Databento never mixes instruments or publishers in one book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BookKey {
@@ -277,16 +281,8 @@ impl Book {
     #[inline]
     pub fn apply(&mut self, rec: &MboMsg, index: u64) -> bool {
         let flags = rec.flags;
-        if flags.is_maybe_bad_book() {
-            self.counters.maybe_bad_records += 1;
-        }
-        if flags.is_snapshot() {
-            self.counters.snapshot_records += 1;
-        }
-        let aggregated = flags.is_tob() || flags.is_mbp();
-        if aggregated {
-            self.counters.aggregated_records += 1;
-        }
+        // One test for all the flags that are rare on the hot path.
+        let aggregated = flags.raw() & RARE_FLAGS != 0 && self.count_rare_flags(flags);
         match rec.action as u8 {
             b'A' => {
                 self.counters.actions.add += 1;
@@ -316,7 +312,7 @@ impl Book {
             b'N' => self.counters.actions.none += 1,
             _ => self.counters.actions.other += 1,
         }
-        if flags.is_maybe_bad_book() {
+        if flags.raw() & dbn::flags::MAYBE_BAD_BOOK != 0 {
             self.state.maybe_bad_book = true;
         }
         self.state.ts_event = rec.hd.ts_event;
@@ -335,6 +331,23 @@ impl Book {
             self.state.in_event = true;
             false
         }
+    }
+
+    /// Counts snapshot, maybe-bad-book and aggregated (`F_TOB`/`F_MBP`) records; returns
+    /// true for an aggregated record.
+    #[cold]
+    fn count_rare_flags(&mut self, flags: dbn::FlagSet) -> bool {
+        if flags.is_maybe_bad_book() {
+            self.counters.maybe_bad_records += 1;
+        }
+        if flags.is_snapshot() {
+            self.counters.snapshot_records += 1;
+        }
+        let aggregated = flags.is_tob() || flags.is_mbp();
+        if aggregated {
+            self.counters.aggregated_records += 1;
+        }
+        aggregated
     }
 
     fn add(&mut self, rec: &MboMsg) {
