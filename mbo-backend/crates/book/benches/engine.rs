@@ -294,15 +294,7 @@ fn bench_modify(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------------
 
 fn data_file(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../../shared/data/mbo")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "the real Databento file {} is required by these benches (shared/data/mbo/)",
-        path.display()
-    );
-    path
+    mbo_testkit::mbo_data(name)
 }
 
 fn decode_all(name: &str) -> Vec<MboMsg> {

@@ -4,89 +4,22 @@
 //! while that thread's counting flag is on. Tests run in parallel threads: the thread-local
 //! flag keeps other threads' allocations out, and a lock lets one counting window run at a
 //! time so two windows never add to the shared counter together.
-#![allow(unsafe_code)] // `GlobalAlloc` can only be implemented with `unsafe impl`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use mbo_book::{Counters, Market, MboMsg};
 use mbo_feed::dbn_file::{read_decompressed, FileDecoder};
 use mbo_feed::MboDecoder;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-/// One counting window at a time.
-static WINDOW: Mutex<()> = Mutex::new(());
-
-thread_local! {
-    // `const` init: no lazy registration, so reading it inside the allocator cannot recurse.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-#[inline]
-fn note() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting has no effect
-// on the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use mbo_testkit::{count_allocations, CountingAllocator};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Counts this thread's allocations while `f` runs.
-fn count_allocations<R>(f: impl FnOnce() -> R) -> (u64, R) {
-    let _window = WINDOW.lock().unwrap_or_else(PoisonError::into_inner);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    let out = f();
-    COUNTING.with(|c| c.set(false));
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
-    (after - before, out)
-}
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 const FILES: [&str; 2] = ["CLX5_mbo.dbn", "esh4-glbx-mdp3-20231225.mbo.dbn.zst"];
 
 fn data_file(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../../shared/data/mbo")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "the real Databento file {} is required by this test (expected at shared/data/mbo/, \
-         see PROVENANCE.md); it is never skipped",
-        path.display()
-    );
-    path
+    mbo_testkit::mbo_data(name)
 }
 
 fn decode_all(name: &str) -> Vec<MboMsg> {

@@ -22,15 +22,7 @@ const TOP: usize = 10;
 const FULL_EVERY: u64 = 500;
 
 fn data_file(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/mbo");
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: these tests need the real Databento MBO files of shared/data/mbo/ \
-         (see PROVENANCE.md there); they are required, never skipped",
-        path.display()
-    );
-    path
+    mbo_testkit::mbo_data(name)
 }
 
 /// One `F_LAST` boundary, as the engine saw it.

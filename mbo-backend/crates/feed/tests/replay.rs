@@ -6,7 +6,7 @@
 //! and instantly. Expectations are computed from the file's records, independently of the
 //! engine.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use dbn::MboMsg;
@@ -28,15 +28,7 @@ const MS: Duration = Duration::from_millis(1);
 
 /// The real CLX5 file; panics (never skips) when it is missing.
 fn clx5_path() -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/mbo/CLX5_mbo.dbn");
-    assert!(
-        path.is_file(),
-        "required real data file is missing: {} (expected in ../shared/data/mbo/ relative to \
-         the repository root; see PROVENANCE.md there)",
-        path.display()
-    );
-    path
+    mbo_testkit::mbo_data("CLX5_mbo.dbn")
 }
 
 /// Every CLX5 record, decoded directly.

@@ -21,16 +21,7 @@ use measure::{frac, mean, pct, Measurement};
 const CLX5_CLOSE: u64 = 1_758_747_600_000_000_000;
 
 fn data(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../../shared/data/mbo")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "required real data file is missing: {} (expected in ../shared/data/mbo/ relative to \
-         the repository root; see PROVENANCE.md there)",
-        path.display()
-    );
-    path
+    mbo_testkit::mbo_data(name)
 }
 
 fn read_all(path: PathBuf) -> Vec<MboMsg> {

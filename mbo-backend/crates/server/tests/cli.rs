@@ -44,15 +44,7 @@ const LINE_KEYS: [&str; 8] = [
 
 /// A real data file; panics (never skips) when it is missing.
 fn data(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/mbo");
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "required real data file is missing: {} (expected in ../shared/data/mbo/ relative to \
-         the repository root; see PROVENANCE.md there)",
-        path.display()
-    );
-    path
+    mbo_testkit::mbo_data(name)
 }
 
 fn mbo() -> Command {

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! End-to-end tests of `mbo replay` on the real CLX5 file (`../shared/data/mbo/`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use assert_cmd::Command;
@@ -11,15 +11,7 @@ const CLX5_RECORDS: u64 = 38_212;
 
 /// The real CLX5 file; panics (never skips) when it is missing.
 fn clx5() -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/mbo/CLX5_mbo.dbn");
-    assert!(
-        path.is_file(),
-        "required real data file is missing: {} (expected in ../shared/data/mbo/ relative to \
-         the repository root; see PROVENANCE.md there)",
-        path.display()
-    );
-    path
+    mbo_testkit::mbo_data("CLX5_mbo.dbn")
 }
 
 fn replay(args: &[&str]) -> Output {

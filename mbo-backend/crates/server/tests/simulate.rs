@@ -17,16 +17,7 @@ use dbn::{MboMsg, SType, Schema, VersionUpgradePolicy};
 use serde_json::Value;
 
 fn data(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../../shared/data/mbo")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "required real data file is missing: {} (expected in ../shared/data/mbo/ relative to \
-         the repository root; see PROVENANCE.md there)",
-        path.display()
-    );
-    path
+    mbo_testkit::mbo_data(name)
 }
 
 fn mbo() -> Command {

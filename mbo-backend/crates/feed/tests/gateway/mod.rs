@@ -48,15 +48,7 @@ pub const INSTRUMENT_ID: u32 = 432_669;
 
 /// The real data file; panics (never skips) when it is missing.
 pub fn clx5_path() -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/mbo/CLX5_mbo.dbn");
-    assert!(
-        path.is_file(),
-        "required real data file is missing: {} (expected in ../shared/data/mbo/ beside the \
-         repository; see PROVENANCE.md there)",
-        path.display()
-    );
-    path
+    mbo_testkit::mbo_data("CLX5_mbo.dbn")
 }
 
 /// The file as the gateway serves it, and its records decoded by the `dbn` crate.

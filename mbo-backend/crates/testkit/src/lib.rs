@@ -1,0 +1,91 @@
+//! Test support shared by mbo's crates (dev-dependency only).
+//!
+//! * [`mbo_data`]: the path of a real Databento file in `../shared/data/mbo/`; a missing file
+//!   fails the test with a clear message, it never skips.
+//! * [`CountingAllocator`] and [`count_allocations`]: prove that a hot path allocates nothing.
+//!   Each test binary installs the allocator itself:
+//!   `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;`
+#![deny(missing_docs)]
+#![allow(unsafe_code)] // `GlobalAlloc` can only be implemented with `unsafe impl`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// Path of a real Databento MBO file (`../shared/data/mbo/NAME` from the repository root).
+///
+/// # Panics
+/// When the file is missing: tests that need the real data fail, loudly, without it.
+pub fn mbo_data(name: &str) -> PathBuf {
+    // Every crate of the workspace sits at mbo-backend/crates/NAME, as this one does.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../../shared/data/mbo")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "required real data file is missing: {} (expected in ../shared/data/mbo/ relative to \
+         the repository root; see PROVENANCE.md there); it is never skipped",
+        path.display()
+    );
+    path
+}
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// One counting window at a time, so two windows never add to the shared counter together.
+static WINDOW: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    // `const` init: no lazy registration, so reading it inside the allocator cannot recurse.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+#[inline]
+fn note() {
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The system allocator, counting `alloc`/`alloc_zeroed`/`realloc` calls made by a thread
+/// inside [`count_allocations`]. Other threads (parallel tests) are not counted.
+#[derive(Debug)]
+pub struct CountingAllocator;
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting has no effect
+// on the memory handed out.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// Runs `f` and returns how many allocations this thread made meanwhile (meaningful only in
+/// a binary whose global allocator is [`CountingAllocator`]).
+pub fn count_allocations<R>(f: impl FnOnce() -> R) -> (u64, R) {
+    let _window = WINDOW.lock().unwrap_or_else(PoisonError::into_inner);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    let out = f();
+    COUNTING.with(|c| c.set(false));
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    (after - before, out)
+}
