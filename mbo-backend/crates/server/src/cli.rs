@@ -9,16 +9,22 @@ use mbo_feed::{Pace, ReplayOptions};
 
 /// mbo: exact market-by-order books from Databento DBN data.
 #[derive(Debug, Parser)]
-#[command(name = "mbo", version, about, long_about = None)]
+#[command(name = "mbo", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
-    /// What to do.
+    /// What to do (nothing: serve, as `mbo serve`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// `mbo serve` options, when no subcommand is given.
+    #[command(flatten)]
+    pub serve: crate::serve::ServeArgs,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the shared exact market over HTTP and SSE (the default): a DBN file, Databento
+    /// live, or the built-in simulator.
+    Serve(crate::serve::ServeArgs),
     /// Rebuild the book from a DBN file and write it, as JSON lines, at every event boundary.
     ExportBook(ExportBookArgs),
     /// Measure decode-only and decode+apply throughput over one file.
@@ -31,6 +37,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Statistics of an MBO file: action mix, sizes, book shape, spreads, trades, anomalies.
     Stats(StatsArgs),
+    /// Open many SSE clients against a running `mbo serve` on loopback and report latency,
+    /// frames, bytes and the server's memory.
+    Loadtest(crate::loadtest::LoadtestArgs),
 }
 
 /// `mbo simulate`.

@@ -4,22 +4,35 @@ mod bench;
 mod cli;
 mod export;
 mod fetch;
+mod loadtest;
 mod output;
 mod replay_cmd;
+mod serve;
 mod simulate;
 mod stats;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // `.env` fills in what the environment does not set (defaults < .env < MBO_* < flags).
+    // A missing .env is normal; a malformed one is reported, not ignored.
+    if let Err(e) = dotenvy::dotenv() {
+        if !e.not_found() {
+            eprintln!("mbo: error: .env: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let cli = cli::parse();
     let result = match cli.command {
-        cli::Command::ExportBook(args) => export::run(&args),
-        cli::Command::Bench(args) => bench::run(&args),
-        cli::Command::Fetch(args) => fetch::run(&args),
-        cli::Command::Replay(args) => replay_cmd::run(&args),
-        cli::Command::Simulate(args) => simulate::run(&args),
-        cli::Command::Stats(args) => stats::run(&args),
+        None => serve::run(&cli.serve),
+        Some(cli::Command::Serve(args)) => serve::run(&args),
+        Some(cli::Command::ExportBook(args)) => export::run(&args),
+        Some(cli::Command::Bench(args)) => bench::run(&args),
+        Some(cli::Command::Fetch(args)) => fetch::run(&args),
+        Some(cli::Command::Replay(args)) => replay_cmd::run(&args),
+        Some(cli::Command::Simulate(args)) => simulate::run(&args),
+        Some(cli::Command::Stats(args)) => stats::run(&args),
+        Some(cli::Command::Loadtest(args)) => loadtest::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

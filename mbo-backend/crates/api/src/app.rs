@@ -1,0 +1,153 @@
+//! [`Application`]: binds the listener, starts the engine on a feed, serves until stopped.
+//!
+//! Building binds at once (port 0 picks a free port, which [`Application::port`] reports), so
+//! a caller can print the URL before serving. Stopping cancels one token: streams end, the
+//! engine stops, and the HTTP server waits for in-flight requests for at most
+//! `shutdown_timeout`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mbo_feed::Feed;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerConfig;
+use crate::engine::{Engine, EngineClient};
+use crate::http::{router, AppState, StreamSlots};
+use crate::hub::{FeedInfo, Hub};
+use crate::metrics::Metrics;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Metrics could not be registered (a bug).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The server failed while serving.
+    #[error("serving: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bound, running-on-demand server.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    engine: JoinHandle<()>,
+}
+
+impl Application {
+    /// Binds `config.bind` and starts the engine on `feed` (`description` names the source
+    /// for status: a file name, a seed, a dataset).
+    ///
+    /// Must be called within a Tokio runtime.
+    ///
+    /// # Errors
+    /// [`StartError::Bind`] when the address is taken or not allowed.
+    pub async fn build(
+        config: ServerConfig,
+        feed: Feed,
+        description: String,
+    ) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::new()?);
+        let hub = Arc::new(Hub::new(
+            FeedInfo::new(feed.metadata, description),
+            feed.control,
+        ));
+        let shutdown = CancellationToken::new();
+        let (engine, client): (Engine, EngineClient) =
+            Engine::new(hub.clone(), metrics.clone(), feed.events, shutdown.clone());
+        let engine = tokio::spawn(engine.run());
+        let state = AppState {
+            hub,
+            engine: client,
+            metrics,
+            streams: Arc::new(StreamSlots::new(config.max_streams)),
+            config: Arc::new(config),
+            shutdown,
+        };
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            engine,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Shared state (for embedding and tests).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully within the configured
+    /// timeout.
+    ///
+    /// # Errors
+    /// [`StartError::Serve`] when accepting connections fails.
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let token = self.state.shutdown.clone();
+        let timeout = self.state.config.shutdown_timeout;
+        tokio::spawn({
+            let token = token.clone();
+            async move {
+                stop.await;
+                tracing::info!("shutting down");
+                token.cancel();
+            }
+        });
+        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let graceful = {
+            let token = token.clone();
+            axum::serve(self.listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+        };
+        let result = tokio::select! {
+            r = graceful => r.map_err(StartError::Serve),
+            () = async { token.cancelled().await; tokio::time::sleep(timeout).await } => {
+                tracing::warn!(timeout_s = timeout.as_secs_f64(), "connections still open at the shutdown timeout: closing them");
+                Ok(())
+            }
+        };
+        token.cancel();
+        // The engine observes the token; it holds nothing that must be flushed yet.
+        let _ = tokio::time::timeout(timeout, self.engine).await;
+        result
+    }
+}

@@ -1,0 +1,648 @@
+//! The engine: the one task that owns the [`Market`], applies the feed and publishes.
+//!
+//! ## Cycle
+//! The engine waits for a feed event, then takes whatever else is already queued (without
+//! waiting) for at most [`CYCLE_BUDGET`], applying each batch as it comes; then it publishes
+//! once: a new [`BookFrame`] for each book that changed, and one [`Update`] (those frames and
+//! the cycle's trades) on the update ring. Raw record batches go to the MBO ring as they are
+//! applied. At a paced rate a cycle is one batch (publication follows every release); at
+//! `max` pace cycles bound the publication rate to about a thousand a second while the
+//! ingest runs at full speed.
+//!
+//! ## Only whole events are applied
+//! Feed batches are cut by count or time, not by event, so a batch may end inside an event.
+//! The engine scans each batch for the last point where no book is inside an event (every
+//! book's last record carried `F_LAST`), applies the records up to there, and holds the rest
+//! back until the next batch completes them. Everything the engine publishes or answers
+//! therefore describes books at an event boundary, and `MboBatch`es hold whole events. A
+//! source that never closes its events (a broken capture) cannot make the engine hold records
+//! without bound: past [`MAX_HELD`] records they are applied anyway, and books then inside an
+//! event keep their previous frame until they close one.
+//!
+//! ## Requests
+//! Whole-book reads (`depth=all`, a level's L3 queue, the MBO stream's snapshot) are sent to
+//! the engine, which answers between batches from its own market: no reader ever locks the
+//! book. An MBO snapshot subscribes its client to the MBO ring at the moment it copies the
+//! books, so the client's next record is exactly the one after the snapshot.
+//!
+//! ## Resets
+//! A feed reset (seek, loop, live reconnect) empties the market, drops held records and bumps
+//! the epoch; the next update carries `reset: true` and frames of every book, so every client
+//! resynchronises with a snapshot. Trades of catch-up batches (fast-forward after a seek) are
+//! not published: they are history the clients jumped over.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dbn::MboMsg;
+use mbo_book::{Book, BookKey, Counters, LevelView, Market, OrderView, Side};
+use mbo_feed::{FeedError, FeedEvent};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::frame::{BookFrame, FrameHeader, Trade, FRAME_DEPTH};
+use crate::hub::{BookEntry, Directory, Health, Hub, MboBatch, Update};
+use crate::metrics::Metrics;
+
+/// Longest a cycle keeps taking queued batches before it publishes.
+pub const CYCLE_BUDGET: Duration = Duration::from_millis(1);
+/// Records held back waiting for an event to close before they are applied anyway.
+pub const MAX_HELD: usize = 1 << 16;
+/// Requests queued for the engine; beyond this, readers are told the server is busy.
+pub const REQUEST_QUEUE: usize = 1024;
+/// Requests answered between two feed batches at most (the feed is never starved).
+const REQUESTS_PER_TURN: usize = 64;
+
+/// Unix time in ns.
+pub fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A level's queue, in priority order.
+#[derive(Debug, Clone)]
+pub struct LevelQueue {
+    /// The book's frame header at the time of the read (no levels).
+    pub frame: Arc<BookFrame>,
+    /// Side of the level.
+    pub side: Side,
+    /// The level's totals; `None` when no order rests at that price.
+    pub level: Option<LevelView>,
+    /// Orders, first in queue first.
+    pub orders: Vec<OrderView>,
+}
+
+/// One book's resting orders, level by level, for the MBO stream's snapshot.
+#[derive(Debug, Clone)]
+pub struct L3Book {
+    /// The book's frame header (no levels).
+    pub frame: Arc<BookFrame>,
+    /// Bid levels, best first, each with its queue.
+    pub bids: Vec<(LevelView, Vec<OrderView>)>,
+    /// Ask levels, best first, each with its queue.
+    pub asks: Vec<(LevelView, Vec<OrderView>)>,
+}
+
+/// Answer to [`Request::MboSnapshot`].
+#[derive(Debug)]
+pub struct MboSnapshot {
+    /// Feed epoch.
+    pub epoch: u64,
+    /// Index of the last applied record (`None`: nothing applied in this epoch).
+    pub last_index: Option<u64>,
+    /// Unix ns of the copy.
+    pub server_ts: u64,
+    /// The books.
+    pub books: Vec<L3Book>,
+    /// Record batches after the snapshot.
+    pub receiver: broadcast::Receiver<Arc<MboBatch>>,
+}
+
+/// A read that needs the whole book.
+#[derive(Debug)]
+pub enum Request {
+    /// A frame with `depth` levels per side (`usize::MAX`: all).
+    Book {
+        /// The book.
+        key: BookKey,
+        /// Levels per side.
+        depth: usize,
+        /// Where the answer goes (`None`: no such book).
+        reply: oneshot::Sender<Option<Arc<BookFrame>>>,
+    },
+    /// The queue at one price level.
+    Level {
+        /// The book.
+        key: BookKey,
+        /// Side.
+        side: Side,
+        /// Price, 1e-9 units.
+        price: i64,
+        /// Where the answer goes (`None`: no such book).
+        reply: oneshot::Sender<Option<LevelQueue>>,
+    },
+    /// Every resting order of the books of one instrument (all books when `None`), plus a
+    /// subscription to the record batches that follow.
+    MboSnapshot {
+        /// Instrument filter.
+        instrument: Option<u32>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<MboSnapshot>,
+    },
+}
+
+/// Errors of [`EngineClient`] calls.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The request queue is full.
+    #[error("the server is busy: too many book requests queued")]
+    Busy,
+    /// The engine has stopped (shutting down).
+    #[error("the book engine has stopped")]
+    Stopped,
+}
+
+/// Cloneable handle to send [`Request`]s.
+#[derive(Debug, Clone)]
+pub struct EngineClient {
+    requests: mpsc::Sender<Request>,
+}
+
+impl EngineClient {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.try_send(make(tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => EngineError::Busy,
+            mpsc::error::TrySendError::Closed(_) => EngineError::Stopped,
+        })?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// A frame of `key` with `depth` levels per side (`usize::MAX`: all).
+    ///
+    /// # Errors
+    /// [`EngineError`] when the engine is busy or stopped.
+    pub async fn book(
+        &self,
+        key: BookKey,
+        depth: usize,
+    ) -> Result<Option<Arc<BookFrame>>, EngineError> {
+        self.ask(|reply| Request::Book { key, depth, reply }).await
+    }
+
+    /// The queue at `price` on `side` of `key`.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the engine is busy or stopped.
+    pub async fn level(
+        &self,
+        key: BookKey,
+        side: Side,
+        price: i64,
+    ) -> Result<Option<LevelQueue>, EngineError> {
+        self.ask(|reply| Request::Level {
+            key,
+            side,
+            price,
+            reply,
+        })
+        .await
+    }
+
+    /// An L3 snapshot and a subscription to what follows it.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the engine is busy or stopped.
+    pub async fn mbo_snapshot(&self, instrument: Option<u32>) -> Result<MboSnapshot, EngineError> {
+        self.ask(|reply| Request::MboSnapshot { instrument, reply })
+            .await
+    }
+}
+
+/// The engine task's state.
+pub struct Engine {
+    market: Market,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    events: mpsc::Receiver<Result<FeedEvent, FeedError>>,
+    requests: mpsc::Receiver<Request>,
+    shutdown: CancellationToken,
+    epoch: u64,
+    /// Books inside an event after the last scanned record.
+    open: Vec<BookKey>,
+    /// Records scanned but not applied (the tail of an unfinished event).
+    held: Vec<MboMsg>,
+    /// Books changed since the last publication.
+    touched: Vec<BookKey>,
+    /// Trades since the last publication.
+    trades: Vec<Trade>,
+    /// A reset happened since the last publication.
+    reset: bool,
+    /// When the oldest unpublished batch was taken off the feed.
+    oldest_unpublished: Option<Instant>,
+    last_counters: Counters,
+    feed_open: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("epoch", &self.epoch)
+            .field("books", &self.market.books().len())
+            .field("held", &self.held.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine for `events`, publishing into `hub`; returns it and the client to query it.
+    pub fn new(
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        events: mpsc::Receiver<Result<FeedEvent, FeedError>>,
+        shutdown: CancellationToken,
+    ) -> (Self, EngineClient) {
+        let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
+        let engine = Self {
+            market: Market::new(),
+            hub,
+            metrics,
+            events,
+            requests: rx,
+            shutdown,
+            epoch: 0,
+            open: Vec::new(),
+            held: Vec::new(),
+            touched: Vec::new(),
+            trades: Vec::new(),
+            reset: false,
+            oldest_unpublished: None,
+            last_counters: Counters::default(),
+            feed_open: true,
+        };
+        (engine, EngineClient { requests: tx })
+    }
+
+    /// Runs until shutdown (or until both the feed and every request sender are gone).
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                req = self.requests.recv() => match req {
+                    Some(req) => {
+                        self.answer(req);
+                        for _ in 1..REQUESTS_PER_TURN {
+                            match self.requests.try_recv() {
+                                Ok(req) => self.answer(req),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None if !self.feed_open => break,
+                    None => {
+                        // No reader can ask anything any more; keep applying the feed.
+                        self.drain_feed_only().await;
+                        break;
+                    }
+                },
+                ev = self.events.recv(), if self.feed_open => self.cycle(ev),
+            }
+        }
+        tracing::debug!(engine = ?self, "engine stopped");
+    }
+
+    async fn drain_feed_only(&mut self) {
+        while self.feed_open {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                ev = self.events.recv() => self.cycle(ev),
+            }
+        }
+    }
+
+    /// One cycle: `first`, then whatever is queued within the budget, then publish.
+    fn cycle(&mut self, first: Option<Result<FeedEvent, FeedError>>) {
+        let started = Instant::now();
+        let mut next = first;
+        loop {
+            match next {
+                None => {
+                    self.feed_open = false;
+                    self.apply_held();
+                    if self.hub.health() != Health::Ready {
+                        // A feed that closes before its first boundary gave nothing to serve.
+                        if let Health::Starting = self.hub.health() {
+                            self.hub.set_health(Health::Failed(
+                                "the feed closed before its first event".into(),
+                            ));
+                        }
+                    }
+                    tracing::info!("feed closed");
+                    break;
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "feed failed");
+                    self.hub.set_health(Health::Failed(e.to_string()));
+                    self.metrics.feed_errors.inc();
+                    break;
+                }
+                Some(Ok(ev)) => self.handle(ev, started),
+            }
+            if started.elapsed() >= CYCLE_BUDGET {
+                break;
+            }
+            next = match self.events.try_recv() {
+                Ok(ev) => Some(ev),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            };
+        }
+        self.publish();
+    }
+
+    fn handle(&mut self, ev: FeedEvent, taken: Instant) {
+        match ev {
+            FeedEvent::Records {
+                records, catch_up, ..
+            } => {
+                self.oldest_unpublished.get_or_insert(taken);
+                self.ingest(records, catch_up);
+            }
+            FeedEvent::Reset { reason, next_index } => {
+                tracing::info!(?reason, next_index, "feed reset");
+                self.held.clear();
+                self.open.clear();
+                self.trades.clear();
+                // Counters restart with the market: count what happened before the reset.
+                self.metrics
+                    .record_counters(&self.last_counters, &self.market.counters());
+                self.last_counters = Counters::default();
+                self.market.reset();
+                self.market.set_next_index(next_index);
+                self.epoch += 1;
+                self.hub.epoch.store(self.epoch, Ordering::Release);
+                self.reset = true;
+                self.metrics.feed_resets.inc();
+                self.touched.clear();
+                self.touched
+                    .extend(self.market.books().iter().map(Book::key));
+                self.hub.control_changed();
+            }
+            FeedEvent::End => {
+                self.apply_held();
+                self.hub.control_changed();
+                tracing::info!("feed reached its end");
+            }
+        }
+    }
+
+    /// Scans `records` for the last point where no book is inside an event, applies
+    /// everything held plus the records up to it, and holds the rest.
+    fn ingest(&mut self, records: Vec<MboMsg>, catch_up: bool) {
+        let mut cut = if self.open.is_empty() { 0 } else { usize::MAX };
+        for (i, r) in records.iter().enumerate() {
+            let key = BookKey {
+                instrument_id: r.hd.instrument_id,
+                publisher_id: r.hd.publisher_id,
+            };
+            let pos = self.open.iter().position(|k| *k == key);
+            if r.flags.is_last() {
+                if let Some(p) = pos {
+                    self.open.swap_remove(p);
+                }
+            } else if pos.is_none() {
+                self.open.push(key);
+            }
+            if self.open.is_empty() {
+                cut = i + 1;
+            }
+        }
+        let held_total = self.held.len() + records.len();
+        if cut == usize::MAX && held_total < MAX_HELD {
+            // The whole batch continues an open event.
+            self.held.extend_from_slice(&records);
+            return;
+        }
+        let cut = if held_total >= MAX_HELD {
+            records.len()
+        } else {
+            cut.min(records.len())
+        };
+        let batch = if self.held.is_empty() && cut == records.len() {
+            records
+        } else {
+            let mut b = Vec::with_capacity(self.held.len() + cut);
+            b.append(&mut self.held);
+            b.extend_from_slice(&records[..cut]);
+            self.held.extend_from_slice(&records[cut..]);
+            b
+        };
+        self.apply(batch, catch_up);
+    }
+
+    fn apply_held(&mut self) {
+        if !self.held.is_empty() {
+            let batch = std::mem::take(&mut self.held);
+            self.apply(batch, false);
+        }
+    }
+
+    fn apply(&mut self, batch: Vec<MboMsg>, catch_up: bool) {
+        if batch.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let first_index = self.market.next_index();
+        let mut last_key = None;
+        for r in &batch {
+            let applied = self.market.apply(r);
+            if last_key != Some(applied.key) {
+                last_key = Some(applied.key);
+                if !self.touched.contains(&applied.key) {
+                    self.touched.push(applied.key);
+                }
+            }
+            if r.action as u8 == b'T' && !catch_up {
+                self.trades.push(Trade {
+                    key: applied.key,
+                    epoch: self.epoch,
+                    event_index: applied.index,
+                    price: r.price,
+                    size: r.size,
+                    side: r.side as u8,
+                    ts_event: r.hd.ts_event,
+                    ts_recv: r.ts_recv,
+                });
+            }
+        }
+        self.metrics
+            .apply_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if self.hub.mbo.receiver_count() > 0 {
+            let b = MboBatch::new(self.epoch, first_index, unix_ns(), batch);
+            // No receiver left between the check and the send is harmless.
+            let _ = self.hub.mbo.send(Arc::new(b));
+        }
+    }
+
+    /// Publishes frames of the changed books and the cycle's update.
+    fn publish(&mut self) {
+        let counters = self.market.counters();
+        self.metrics.record_counters(&self.last_counters, &counters);
+        self.last_counters = counters;
+        if self.touched.is_empty() && self.trades.is_empty() && !self.reset {
+            return;
+        }
+        let server_ts = unix_ns();
+        let mut frames = Vec::with_capacity(self.touched.len());
+        let mut still_open = Vec::new();
+        let mut directory = self.hub.directory.load_full();
+        for key in std::mem::take(&mut self.touched) {
+            let Some(book) = self.market.book(key) else {
+                continue;
+            };
+            if book.state().in_event {
+                still_open.push(key);
+                continue;
+            }
+            let symbol = self.hub.feed.symbol_of(key.instrument_id);
+            let frame = Arc::new(build_frame(
+                book,
+                symbol.clone(),
+                self.epoch,
+                server_ts,
+                FRAME_DEPTH,
+            ));
+            self.metrics.record_book(&frame);
+            match directory.get(key) {
+                Some(entry) => entry.frame.store(frame.clone()),
+                None => {
+                    let entry = Arc::new(BookEntry {
+                        key,
+                        symbol,
+                        frame: arc_swap::ArcSwap::new(frame.clone()),
+                    });
+                    let mut entries = directory.entries.clone();
+                    entries.push(entry);
+                    entries.sort_by_key(|e| e.key);
+                    let next = Arc::new(Directory { entries });
+                    self.hub.directory.store(next.clone());
+                    directory = next;
+                    tracing::info!(
+                        instrument_id = key.instrument_id,
+                        publisher_id = key.publisher_id,
+                        "new book"
+                    );
+                }
+            }
+            frames.push(frame);
+        }
+        self.touched = still_open;
+        if frames.iter().any(|f| f.event_index.is_some()) && self.hub.health() == Health::Starting {
+            self.hub.set_health(Health::Ready);
+            tracing::info!("ready: first event boundary published");
+        }
+        let update = Update {
+            epoch: self.epoch,
+            server_ts,
+            frames,
+            trades: std::mem::take(&mut self.trades),
+            reset: std::mem::replace(&mut self.reset, false),
+        };
+        self.metrics.trades.inc_by(update.trades.len() as u64);
+        // No subscriber is fine: nobody is streaming.
+        let _ = self.hub.updates.send(Arc::new(update));
+        if let Some(t) = self.oldest_unpublished.take() {
+            self.metrics
+                .publish_seconds
+                .observe(t.elapsed().as_secs_f64());
+        }
+    }
+
+    fn answer(&mut self, req: Request) {
+        let server_ts = unix_ns();
+        match req {
+            Request::Book { key, depth, reply } => {
+                let frame = self.market.book(key).map(|b| {
+                    Arc::new(build_frame(
+                        b,
+                        self.hub.feed.symbol_of(key.instrument_id),
+                        self.epoch,
+                        server_ts,
+                        depth,
+                    ))
+                });
+                let _ = reply.send(frame);
+            }
+            Request::Level {
+                key,
+                side,
+                price,
+                reply,
+            } => {
+                let queue = self.market.book(key).map(|b| LevelQueue {
+                    frame: Arc::new(build_frame(
+                        b,
+                        self.hub.feed.symbol_of(key.instrument_id),
+                        self.epoch,
+                        server_ts,
+                        0,
+                    )),
+                    side,
+                    level: b.level(side, price),
+                    orders: b.level_orders(side, price).collect(),
+                });
+                let _ = reply.send(queue);
+            }
+            Request::MboSnapshot { instrument, reply } => {
+                let books = self
+                    .market
+                    .books()
+                    .iter()
+                    .filter(|b| instrument.is_none_or(|id| b.key().instrument_id == id))
+                    .map(|b| L3Book {
+                        frame: Arc::new(build_frame(
+                            b,
+                            self.hub.feed.symbol_of(b.key().instrument_id),
+                            self.epoch,
+                            server_ts,
+                            0,
+                        )),
+                        bids: l3_side(b, Side::Bid),
+                        asks: l3_side(b, Side::Ask),
+                    })
+                    .collect();
+                let next = self.market.next_index();
+                let snapshot = MboSnapshot {
+                    epoch: self.epoch,
+                    last_index: next.checked_sub(1),
+                    server_ts,
+                    books,
+                    receiver: self.hub.mbo.subscribe(),
+                };
+                let _ = reply.send(snapshot);
+            }
+        }
+    }
+}
+
+fn l3_side(book: &Book, side: Side) -> Vec<(LevelView, Vec<OrderView>)> {
+    book.levels(side)
+        .map(|l| (l, book.level_orders(side, l.price).collect()))
+        .collect()
+}
+
+/// A frame of `book` with at most `depth` levels per side.
+pub fn build_frame(
+    book: &Book,
+    symbol: Arc<str>,
+    epoch: u64,
+    server_ts: u64,
+    depth: usize,
+) -> BookFrame {
+    let state = book.state();
+    let header = FrameHeader {
+        key: book.key(),
+        symbol,
+        epoch,
+        event_index: state.event_index,
+        ts_event: state.ts_event,
+        ts_recv: state.ts_recv,
+        server_ts,
+        crossed: book.is_crossed(),
+        maybe_bad_book: state.maybe_bad_book,
+        order_count: book.order_count() as u64,
+        bid_levels: book.level_count(Side::Bid) as u64,
+        ask_levels: book.level_count(Side::Ask) as u64,
+    };
+    let bids = book.levels(Side::Bid).take(depth).collect();
+    let asks = book.levels(Side::Ask).take(depth).collect();
+    BookFrame::new(header, bids, asks)
+}

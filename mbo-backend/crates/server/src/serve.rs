@@ -1,0 +1,272 @@
+//! `mbo serve` (and `mbo` alone): one shared exact market over HTTP and SSE.
+//!
+//! Settings are layered: built-in defaults < `.env` (loaded by `main` before parsing, never
+//! overriding the environment) < `MBO_*` environment variables < flags. `.env.example` lists
+//! every variable. The source is `--dbn FILE`, else `--live` (with a Databento key), else
+//! the built-in simulator, so a bare `mbo` on a fresh machine serves a moving market.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use mbo_api::config::Secret;
+use mbo_api::{Application, ServerConfig};
+use mbo_feed::databento::{spawn_live, ApiKey, LiveConfig};
+use mbo_feed::replay::open_file_source;
+use mbo_feed::{spawn_replay, Feed, SimConfig, Simulator};
+
+use crate::cli::{parse_duration, PaceMode};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+/// `mbo serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, env = "MBO_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Replay this DBN file (`.dbn` or `.dbn.zst`) instead of the simulator.
+    #[arg(long, env = "MBO_DBN_FILE", value_name = "FILE")]
+    pub dbn: Option<PathBuf>,
+    /// Stream Databento live data (needs DATABENTO_API_KEY, --dataset and --symbols).
+    #[arg(long, env = "MBO_LIVE", conflicts_with = "dbn")]
+    pub live: bool,
+    /// Databento dataset for --live.
+    #[arg(long, env = "MBO_DATASET", default_value = "GLBX.MDP3")]
+    pub dataset: String,
+    /// Raw symbols for --live, comma-separated.
+    #[arg(long, env = "MBO_SYMBOLS", value_delimiter = ',')]
+    pub symbols: Vec<String>,
+    /// Simulator: number of instruments (CL, ES, NQ, GC, ZN, 6E, NG, SI, ...).
+    #[arg(long, env = "MBO_SIM_INSTRUMENTS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub sim_instruments: u32,
+    /// Simulator: seed (the same seed gives the same market).
+    #[arg(long, env = "MBO_SIM_SEED", default_value_t = 1)]
+    pub sim_seed: u64,
+    /// Pacing: realtime (recorded gaps / --speed), rate (--rate records/s) or max.
+    #[arg(long, env = "MBO_PACE", value_enum, default_value_t = PaceMode::Realtime)]
+    pub pace: PaceMode,
+    /// Records per second with --pace rate.
+    #[arg(long, env = "MBO_RATE", default_value_t = 100_000)]
+    pub rate: u64,
+    /// Speed factor with --pace realtime (0.1 to 1000).
+    #[arg(long, env = "MBO_SPEED", default_value_t = 1.0)]
+    pub speed: f64,
+    /// With --pace realtime, the longest wait between two records (e.g. 2s).
+    #[arg(long, env = "MBO_MAX_GAP", value_parser = parse_duration)]
+    pub max_gap: Option<Duration>,
+    /// Start again at the end of the file.
+    #[arg(long = "loop", env = "MBO_LOOP")]
+    pub looping: bool,
+    /// Start paused (play from the API or the dashboard).
+    #[arg(long, env = "MBO_START_PAUSED")]
+    pub start_paused: bool,
+    /// Concurrent SSE streams at most; more get 503 with Retry-After.
+    #[arg(long, env = "MBO_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
+    /// Bearer token required for replay control; without it, only loopback clients control.
+    #[arg(long, env = "MBO_CONTROL_TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
+    /// Dashboard build to serve at / (used when it holds an index.html).
+    #[arg(long, env = "MBO_STATIC_DIR", default_value = "mbo-frontend/build")]
+    pub static_dir: PathBuf,
+    /// Longest wait for open connections at shutdown.
+    #[arg(long, env = "MBO_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Log format.
+    #[arg(long, env = "MBO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax, e.g. `info,mbo_api=debug`).
+    #[arg(long, env = "MBO_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl ServeArgs {
+    fn replay_options(&self) -> Result<mbo_feed::ReplayOptions> {
+        let pace = match self.pace {
+            PaceMode::Max => mbo_feed::Pace::Max,
+            PaceMode::Rate => mbo_feed::Pace::Rate(self.rate),
+            PaceMode::Realtime => mbo_feed::Pace::Realtime { speed: self.speed },
+        };
+        pace.validate().context("pacing")?;
+        Ok(mbo_feed::ReplayOptions {
+            pace,
+            max_gap: self.max_gap,
+            looping: self.looping,
+            start_paused: self.start_paused,
+            ..mbo_feed::ReplayOptions::default()
+        })
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+///
+/// # Errors
+/// A bad setting, an unreadable file, a taken port, a missing key for `--live`.
+pub fn run(args: &ServeArgs) -> Result<()> {
+    init_logging(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mbo")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args.clone()))
+}
+
+fn init_logging(args: &ServeArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .with_context(|| format!("bad log filter {:?}", args.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let result = match args.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+    // Already initialised (tests calling twice) is not an error worth stopping for.
+    let _ = result;
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (feed, description) = open_feed(&args).await?;
+    let config = ServerConfig {
+        bind: args.bind,
+        max_streams: args.max_streams,
+        control_token: args
+            .control_token
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(Secret::new),
+        static_dir: Some(args.static_dir.clone()),
+        shutdown_timeout: args.shutdown_timeout,
+        ..ServerConfig::default()
+    };
+    let app = Application::build(config, feed, description.clone())
+        .await
+        .context("starting the server")?;
+    let url = display_url(app.addr());
+    println!("mbo: listening on {url} ({description})");
+    tracing::info!(%url, source = %description, "listening");
+    let hub = app.state().hub.clone();
+    tokio::spawn(async move {
+        loop {
+            match hub.health() {
+                mbo_api::hub::Health::Ready => {
+                    println!(
+                        "mbo: ready in {} ms: open {url}",
+                        started.elapsed().as_millis()
+                    );
+                    return;
+                }
+                mbo_api::hub::Health::Failed(why) => {
+                    eprintln!("mbo: the feed failed: {why}");
+                    return;
+                }
+                mbo_api::hub::Health::Starting => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    });
+    app.run_until_stopped(stop_signal())
+        .await
+        .context("serving")?;
+    println!("mbo: stopped");
+    Ok(())
+}
+
+/// The URL people should open: a wildcard bind is reachable on loopback.
+fn display_url(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => "127.0.0.1".to_owned(),
+            SocketAddr::V6(_) => "[::1]".to_owned(),
+        }
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    format!("http://{ip}:{}/", addr.port())
+}
+
+async fn open_feed(args: &ServeArgs) -> Result<(Feed, String)> {
+    if let Some(path) = &args.dbn {
+        let options = args.replay_options()?;
+        let p = path.clone();
+        let (source, metadata) = tokio::task::spawn_blocking(move || open_file_source(&p))
+            .await
+            .context("reading the DBN file")??;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let feed = spawn_replay(Box::new(source), metadata, options);
+        return Ok((feed, name));
+    }
+    if args.live {
+        if args.symbols.is_empty() {
+            bail!("--live needs --symbols (or MBO_SYMBOLS), e.g. --symbols CLZ5");
+        }
+        let key = ApiKey::from_env()?;
+        let config = LiveConfig::new(key, args.dataset.clone(), args.symbols.clone());
+        let feed = spawn_live(config)
+            .await
+            .context("connecting to Databento live")?;
+        return Ok((
+            feed,
+            format!("{} live {}", args.dataset, args.symbols.join(",")),
+        ));
+    }
+    let mut config = SimConfig::new(args.sim_seed, args.sim_instruments as usize);
+    // Simulated time starts now, so the dashboard's clock reads like a live market.
+    config.start_ts = mbo_api::engine::unix_ns();
+    let sim = Simulator::new(config)?;
+    let metadata = sim.metadata();
+    let options = args.replay_options()?;
+    let feed = spawn_replay(Box::new(sim), metadata, options);
+    Ok((
+        feed,
+        format!(
+            "simulator, seed {}, {} instruments",
+            args.sim_seed, args.sim_instruments
+        ),
+    ))
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
