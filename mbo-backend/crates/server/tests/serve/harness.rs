@@ -1,4 +1,6 @@
 //! A real `mbo serve` process on 127.0.0.1 port 0, and a small SSE reader.
+//! Shared by several test binaries, each using part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
