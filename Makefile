@@ -4,14 +4,21 @@ BACKEND := mbo-backend
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
-.PHONY: help test test-backend lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
+.PHONY: help run test test-backend lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
 
 help:
+	@echo "make run     - build and start mbo serve on the simulator: http://127.0.0.1:8080/"
 	@echo "make test    - format check, clippy -D warnings, every test (what CI runs)"
 	@echo "make bench   - mbo bench on the real files, then the criterion engine benches"
 	@echo "make bench-pacing - 60 s replay at 500k records/s (pacing drift, must be within 1%)"
 	@echo "make bench-sim - simulator speed (null sink, >= 5 M records/s) and mbo simulate"
 	@echo "make release - build the optimised mbo binary"
+
+# The product, on a fresh machine with no configuration: the built-in simulator, realtime.
+# Settings come from .env / MBO_* (see .env.example); extra flags via ARGS="--dbn FILE ...".
+run:
+	cd $(BACKEND) && $(CARGO) build --release --locked -p mbo-server
+	exec $(BACKEND)/target/release/mbo serve $(ARGS)
 
 check-data:
 	@test -f $(DATA)/CLX5_mbo.dbn || { echo "missing ../shared/data/mbo (real Databento files the tests need; see README)" >&2; exit 1; }
