@@ -4,7 +4,7 @@ BACKEND := mbo-backend
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
-.PHONY: help run test test-backend lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
+.PHONY: help run bench-serve test test-backend lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
 
 help:
 	@echo "make run     - build and start mbo serve on the simulator: http://127.0.0.1:8080/"
@@ -12,6 +12,7 @@ help:
 	@echo "make bench   - mbo bench on the real files, then the criterion engine benches"
 	@echo "make bench-pacing - 60 s replay at 500k records/s (pacing drift, must be within 1%)"
 	@echo "make bench-sim - simulator speed (null sink, >= 5 M records/s) and mbo simulate"
+	@echo "make bench-serve - mbo serve under mbo loadtest: ready time, RSS, 1k/10k clients, MBO stream"
 	@echo "make release - build the optimised mbo binary"
 
 # The product, on a fresh machine with no configuration: the built-in simulator, realtime.
@@ -57,6 +58,11 @@ bench-sim: release
 # Pacing benchmark: 60 s at 500,000 records/s; the final line's error_pct must be within ±1%.
 bench-pacing: release check-data
 	$(BACKEND)/target/release/mbo replay $(DATA)/CLX5_mbo.dbn --pace rate --rate 500000 --loop --duration 60s
+
+# Server benchmarks (loopback only, bounded): startup, 1,000 clients at 100k records/s,
+# 10,000 clients held 60 s, and the raw MBO stream. Prints a Markdown table.
+bench-serve: release check-data
+	python3 $(BACKEND)/scripts/bench_serve.py $(BACKEND)/target/release/mbo $(DATA) $(SCENARIOS)
 
 clean:
 	cd $(BACKEND) && $(CARGO) clean

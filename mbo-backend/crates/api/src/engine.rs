@@ -472,7 +472,9 @@ impl Engine {
         }
     }
 
-    /// Publishes frames of the changed books and the cycle's update.
+    /// Publishes a frame of each changed book, then each book's update (its frame and
+    /// trades) on its ring: frames are stored before any update is sent (see the module docs
+    /// of `http::stream` for why the order matters).
     fn publish(&mut self) {
         let counters = self.market.counters();
         self.metrics.record_counters(&self.last_counters, &counters);
@@ -481,9 +483,9 @@ impl Engine {
             return;
         }
         let server_ts = unix_ns();
-        let mut frames = Vec::with_capacity(self.touched.len());
+        let mut published: Vec<(Arc<BookEntry>, Arc<BookFrame>)> =
+            Vec::with_capacity(self.touched.len());
         let mut still_open = Vec::new();
-        let mut directory = self.hub.directory.load_full();
         for key in std::mem::take(&mut self.touched) {
             let Some(book) = self.market.book(key) else {
                 continue;
@@ -501,49 +503,65 @@ impl Engine {
                 FRAME_DEPTH,
             ));
             self.metrics.record_book(&frame);
-            match directory.get(key) {
-                Some(entry) => entry.frame.store(frame.clone()),
-                None => {
-                    let entry = Arc::new(BookEntry {
-                        key,
-                        symbol,
-                        frame: arc_swap::ArcSwap::new(frame.clone()),
-                    });
-                    let mut entries = directory.entries.clone();
-                    entries.push(entry);
-                    entries.sort_by_key(|e| e.key);
-                    let next = Arc::new(Directory { entries });
-                    self.hub.directory.store(next.clone());
-                    directory = next;
-                    tracing::info!(
-                        instrument_id = key.instrument_id,
-                        publisher_id = key.publisher_id,
-                        "new book"
-                    );
+            let entry = match self.hub.directory.load().get(key) {
+                Some(entry) => {
+                    entry.frame.store(frame.clone());
+                    entry.clone()
                 }
-            }
-            frames.push(frame);
+                None => self.add_entry(key, symbol, frame.clone()),
+            };
+            published.push((entry, frame));
         }
         self.touched = still_open;
-        if frames.iter().any(|f| f.event_index.is_some()) && self.hub.health() == Health::Starting {
+        if published.iter().any(|(_, f)| f.event_index.is_some())
+            && self.hub.health() == Health::Starting
+        {
             self.hub.set_health(Health::Ready);
             tracing::info!("ready: first event boundary published");
         }
-        let update = Update {
-            epoch: self.epoch,
-            server_ts,
-            frames,
-            trades: std::mem::take(&mut self.trades),
-            reset: std::mem::replace(&mut self.reset, false),
-        };
-        self.metrics.trades.inc_by(update.trades.len() as u64);
-        // No subscriber is fine: nobody is streaming.
-        let _ = self.hub.updates.send(Arc::new(update));
+        let reset = std::mem::replace(&mut self.reset, false);
+        let mut trades = std::mem::take(&mut self.trades);
+        let mut sent_trades = 0;
+        for (entry, frame) in published {
+            let key = entry.key;
+            let mine: Vec<Trade> = trades.iter().filter(|t| t.key == key).copied().collect();
+            sent_trades += mine.len();
+            let update = Update {
+                epoch: self.epoch,
+                server_ts,
+                frame: Some(frame),
+                trades: mine,
+                reset,
+            };
+            // No subscriber is fine: nobody streams this book.
+            let _ = entry.updates.send(Arc::new(update));
+        }
+        // Trades of books still inside an event wait for the frame that holds them.
+        trades.retain(|t| self.touched.contains(&t.key));
+        self.trades = trades;
+        self.metrics.trades.inc_by(sent_trades as u64);
         if let Some(t) = self.oldest_unpublished.take() {
             self.metrics
                 .publish_seconds
                 .observe(t.elapsed().as_secs_f64());
         }
+    }
+
+    /// Registers a book seen for the first time (the directory is copied: books appear
+    /// rarely, readers never wait).
+    fn add_entry(&self, key: BookKey, symbol: Arc<str>, frame: Arc<BookFrame>) -> Arc<BookEntry> {
+        let entry = Arc::new(BookEntry::new(key, symbol, frame));
+        let current = self.hub.directory.load_full();
+        let mut entries = current.entries.clone();
+        entries.push(entry.clone());
+        entries.sort_by_key(|e| e.key);
+        self.hub.directory.store(Arc::new(Directory { entries }));
+        tracing::info!(
+            instrument_id = key.instrument_id,
+            publisher_id = key.publisher_id,
+            "new book"
+        );
+        entry
     }
 
     fn answer(&mut self, req: Request) {

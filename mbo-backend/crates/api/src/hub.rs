@@ -19,9 +19,9 @@ use tokio::sync::{broadcast, watch};
 
 use crate::frame::{BookFrame, Trade};
 
-/// Updates kept for book streams. At most ~1,000 cycles a second are published, so a client
-/// may stall about four seconds before it is told it lagged.
-pub const UPDATE_RING: usize = 4096;
+/// Updates kept per book for its streams. The engine publishes at most ~1,000 cycles a
+/// second, so a client may stall a second or more before it is told it lagged.
+pub const UPDATE_RING: usize = 1024;
 /// Record batches kept for MBO streams (each up to a few thousand records).
 pub const MBO_RING: usize = 512;
 
@@ -34,6 +34,21 @@ pub struct BookEntry {
     pub symbol: Arc<str>,
     /// Its latest frame.
     pub frame: ArcSwap<BookFrame>,
+    /// Its updates, for its streams: a client wakes only for its own book.
+    pub updates: broadcast::Sender<Arc<Update>>,
+}
+
+impl BookEntry {
+    /// An entry whose latest frame is `frame`.
+    pub fn new(key: BookKey, symbol: Arc<str>, frame: Arc<BookFrame>) -> Self {
+        let (updates, _) = broadcast::channel(UPDATE_RING);
+        Self {
+            key,
+            symbol,
+            frame: ArcSwap::new(frame),
+            updates,
+        }
+    }
 }
 
 /// Every book, in key order. Replaced whole when a book appears.
@@ -101,16 +116,16 @@ impl Directory {
     }
 }
 
-/// What one engine cycle published for book streams.
+/// What one engine cycle published for one book's streams.
 #[derive(Debug)]
 pub struct Update {
     /// Feed epoch.
     pub epoch: u64,
     /// Unix ns of publication.
     pub server_ts: u64,
-    /// New frames of the books that changed.
-    pub frames: Vec<Arc<BookFrame>>,
-    /// Trades of the cycle, in stream order.
+    /// The book's new frame (`None` while the book is inside an event).
+    pub frame: Option<Arc<BookFrame>>,
+    /// The book's trades of the cycle, in stream order.
     pub trades: Vec<Trade>,
     /// True on the first update after a feed reset: every client must resynchronise.
     pub reset: bool,
@@ -310,8 +325,6 @@ impl FeedInfo {
 pub struct Hub {
     /// Books and their latest frames.
     pub directory: ArcSwap<Directory>,
-    /// Cycle updates for book streams.
-    pub updates: broadcast::Sender<Arc<Update>>,
     /// Record batches for MBO streams.
     pub mbo: broadcast::Sender<Arc<MboBatch>>,
     /// The feed.
@@ -329,11 +342,9 @@ pub struct Hub {
 impl Hub {
     /// A hub for a feed.
     pub fn new(feed: FeedInfo, replay: Option<ReplayHandle>) -> Self {
-        let (updates, _) = broadcast::channel(UPDATE_RING);
         let (mbo, _) = broadcast::channel(MBO_RING);
         Self {
             directory: ArcSwap::from_pointee(Directory::default()),
-            updates,
             mbo,
             feed,
             replay,

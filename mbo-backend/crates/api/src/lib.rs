@@ -11,8 +11,9 @@
 //!   `Market`: there is no lock on the book at all.
 //! * [`hub`]: what the engine publishes. Per book, the latest [`frame::BookFrame`] (top
 //!   [`frame::FRAME_DEPTH`] levels each side, counts, flags, positions) behind an `ArcSwap`
-//!   (readers load it without locking); a broadcast of [`hub::Update`]s (the cycle's frames
-//!   and trades) for book streams; a broadcast of [`hub::MboBatch`]es (the raw records) for
+//!   (readers load it without locking) and a broadcast of that book's [`hub::Update`]s (its
+//!   new frame and trades, once per cycle) for its streams, so a client wakes only for its
+//!   own book; one broadcast of [`hub::MboBatch`]es (the raw records) for
 //!   the MBO stream. Both broadcasts are bounded rings: a reader that falls behind is told how
 //!   much it lost (`lagged`) and resynchronised with a snapshot; it never holds memory or
 //!   slows the engine.

@@ -19,6 +19,9 @@ use mbo_feed::{spawn_replay, Feed, SimConfig, Simulator};
 
 use crate::cli::{parse_duration, PaceMode};
 
+/// Simulated time played before the server opens (see `open_feed`).
+const SIM_WARM_UP: Duration = Duration::from_secs(3600);
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -232,12 +235,21 @@ async fn open_feed(args: &ServeArgs) -> Result<(Feed, String)> {
         ));
     }
     let mut config = SimConfig::new(args.sim_seed, args.sim_instruments as usize);
-    // Simulated time starts now, so the dashboard's clock reads like a live market.
-    config.start_ts = mbo_api::engine::unix_ns();
+    // The simulated market opens an hour ago and the replay seeks to now: the books are
+    // already built when the first client arrives (the hour is fast-forwarded in
+    // milliseconds), and the clock then reads like a live market's.
+    let now = mbo_api::engine::unix_ns();
+    config.start_ts = now.saturating_sub(SIM_WARM_UP.as_nanos() as u64);
     let sim = Simulator::new(config)?;
     let metadata = sim.metadata();
     let options = args.replay_options()?;
     let feed = spawn_replay(Box::new(sim), metadata, options);
+    if let Some(control) = &feed.control {
+        control
+            .send(mbo_feed::ReplayCommand::Seek(now))
+            .await
+            .context("warming up the simulator")?;
+    }
     Ok((
         feed,
         format!(

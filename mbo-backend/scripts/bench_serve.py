@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Benchmarks of `mbo serve` with `mbo loadtest`, all on 127.0.0.1 (make bench-serve).
+
+Each scenario starts a fresh server, measures, and stops it; the figures are printed as a
+Markdown table (and as JSON lines with --json). Scenarios:
+
+  startup  ready time (spawn -> /health/ready = 200) and idle RSS, CLX5, 5 runs
+  fanout   1,000 /api/v1/stream clients, interval 50 ms, feed at 100,000 records/s
+  hold     10,000 /api/v1/stream clients held 60 s (RSS, frames)
+  mbo      one /api/v1/stream/mbo client, feed at max pace
+
+Usage: bench_serve.py MBO_BINARY DATA_DIR [scenario ...] [--json]
+"""
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Server:
+    def __init__(self, mbo, args):
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            [mbo, "serve", "--bind", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if not k.startswith("MBO_")} | {"MBO_LOG": "warn"},
+            text=True,
+        )
+        for line in self.proc.stdout:
+            if line.startswith("mbo: listening on "):
+                self.url = line.split()[3].rstrip("/")
+                break
+        else:
+            raise SystemExit("mbo serve did not start")
+        self.host, self.port = self.url.removeprefix("http://").split(":")
+
+    def get(self, path):
+        c = http.client.HTTPConnection(self.host, int(self.port), timeout=5)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, body
+
+    def wait_ready(self):
+        while True:
+            try:
+                if self.get("/health/ready")[0] == 200:
+                    return (time.monotonic() - self.t0) * 1000
+            except OSError:
+                pass
+            if time.monotonic() - self.t0 > 30:
+                raise SystemExit("server not ready in 30 s")
+            time.sleep(0.002)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def loadtest(mbo, server, *args):
+    out = subprocess.run(
+        [mbo, "loadtest", "--url", server.url, "--pid", str(server.proc.pid), "--json", *args],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def startup(mbo, data):
+    ready, rss = [], []
+    for _ in range(5):
+        s = Server(mbo, ["--dbn", f"{data}/CLX5_mbo.dbn"])
+        ready.append(s.wait_ready())
+        time.sleep(2)
+        rss.append(rss_mb(s.proc.pid))
+        s.stop()
+    ready.sort()
+    return [
+        ("ready after start, CLX5 (median of 5; min–max)", f"{ready[2]:.0f} ms ({ready[0]:.0f}–{ready[-1]:.0f})", "target < 300 ms"),
+        ("RSS idle, CLX5", f"{max(rss):.1f} MB", "target < 64 MB"),
+    ]
+
+
+def replay_released(server):
+    return json.loads(server.get("/api/v1/replay")[1])["released"]
+
+
+def fanout(mbo, data):
+    s = Server(mbo, ["--pace", "rate", "--rate", "100000"])
+    s.wait_ready()
+    r0, t0 = replay_released(s), time.monotonic()
+    rep = loadtest(mbo, s, "--clients", "1000", "--duration", "20s", "--symbol", "CL.SIM",
+                   "--depth", "10", "--interval-ms", "50")
+    rate = (replay_released(s) - r0) / (time.monotonic() - t0)
+    s.stop()
+    lat = rep["latency_ms"]
+    return [
+        ("1,000 stream clients, feed rate", f"{rate:,.0f} records/s", "target 100,000"),
+        ("  connected / complete", f"{rep['connected']} / {rep['complete']}", "all"),
+        ("  snapshot time p50 / p99 / max", f"{rep['snapshot_ms']['p50']:.0f} / {rep['snapshot_ms']['p99']:.0f} / {rep['snapshot_ms']['max']:.0f} ms", "target all < 1 s"),
+        ("  latency p50 / p99 / max (receive − server_ts)", f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} ms", "target p99 < 50 ms"),
+        ("  frames per client (min / mean)", f"{rep['frames_per_client']['min']} / {rep['frames_per_client']['mean']:.0f}", "20 s at 50 ms: ≤ 400"),
+        ("  server RSS max", f"{rep.get('server_rss_mb', {}).get('max', float('nan')):.0f} MB", ""),
+    ], rep
+
+
+def hold(mbo, data):
+    s = Server(mbo, ["--speed", "10"])
+    s.wait_ready()
+    rep = loadtest(mbo, s, "--clients", "10000", "--duration", "60s", "--symbol", "CL.SIM",
+                   "--interval-ms", "50", "--connect-rate", "2000")
+    s.stop()
+    return [
+        ("10,000 stream clients held 60 s: connected / complete", f"{rep['connected']} / {rep['complete']}", "all"),
+        ("  frames per client (min / mean)", f"{rep['frames_per_client']['min']} / {rep['frames_per_client']['mean']:.0f}", "all receive frames"),
+        ("  server RSS max", f"{rep.get('server_rss_mb', {}).get('max', float('nan')):.0f} MB", "target < 1 GB"),
+        ("  latency p50 / p99", f"{rep['latency_ms']['p50']:.1f} / {rep['latency_ms']['p99']:.1f} ms", ""),
+    ], rep
+
+
+def mbo_stream(mbo, data):
+    s = Server(mbo, ["--pace", "max", "--sim-instruments", "1"])
+    s.wait_ready()
+    rep = loadtest(mbo, s, "--stream", "mbo", "--clients", "1", "--duration", "10s")
+    s.stop()
+    return [
+        ("/api/v1/stream/mbo, one client, feed at max", f"{rep['records_per_s']:,.0f} records/s delivered", "target ≥ 2,000,000"),
+        ("  lagged (times, records skipped)", f"{rep['lagged']}", ""),
+    ], rep
+
+
+SCENARIOS = {"startup": startup, "fanout": fanout, "hold": hold, "mbo": mbo_stream}
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    as_json = "--json" in sys.argv
+    if len(args) < 2:
+        raise SystemExit(__doc__)
+    mbo, data, chosen = args[0], args[1], args[2:] or list(SCENARIOS)
+    print(f"machine: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}", file=sys.stderr)
+    print("| what | figure | target |\n|---|---|---|")
+    for name in chosen:
+        result = SCENARIOS[name](mbo, data)
+        rows, raw = (result if isinstance(result, tuple) else (result, None))
+        for row in rows:
+            print(f"| {row[0]} | {row[1]} | {row[2]} |", flush=True)
+        if as_json and raw is not None:
+            print(json.dumps({"scenario": name, "report": raw}), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
