@@ -4,6 +4,13 @@
 //! a caller can print the URL before serving. Stopping cancels one token: streams end, the
 //! engine stops, and the HTTP server waits for in-flight requests for at most
 //! `shutdown_timeout`.
+//!
+//! ## Ingest on its own thread
+//! Thousands of client tasks share the HTTP runtime's workers; if the feed and the engine were
+//! tasks among them, a busy fan-out would delay ingestion. [`IngestRuntime`] runs them on a
+//! dedicated thread with its own single-threaded Tokio runtime: the operating system
+//! schedules it like any other thread, whatever the number of clients. Create the feed inside
+//! it (its tasks then run there too) and pass its handle to [`Application::build_on`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -52,7 +59,7 @@ pub struct Application {
 
 impl Application {
     /// Binds `config.bind` and starts the engine on `feed` (`description` names the source
-    /// for status: a file name, a seed, a dataset).
+    /// for status: a file name, a seed, a dataset), on the current runtime.
     ///
     /// Must be called within a Tokio runtime.
     ///
@@ -62,6 +69,20 @@ impl Application {
         config: ServerConfig,
         feed: Feed,
         description: String,
+    ) -> Result<Self, StartError> {
+        Self::build_on(config, feed, description, tokio::runtime::Handle::current()).await
+    }
+
+    /// As [`Application::build`], running the engine on `engine_runtime` (an
+    /// [`IngestRuntime`]'s handle).
+    ///
+    /// # Errors
+    /// [`StartError::Bind`] when the address is taken or not allowed.
+    pub async fn build_on(
+        config: ServerConfig,
+        feed: Feed,
+        description: String,
+        engine_runtime: tokio::runtime::Handle,
     ) -> Result<Self, StartError> {
         let listener = TcpListener::bind(config.bind)
             .await
@@ -81,7 +102,7 @@ impl Application {
         let shutdown = CancellationToken::new();
         let (engine, client): (Engine, EngineClient) =
             Engine::new(hub.clone(), metrics.clone(), feed.events, shutdown.clone());
-        let engine = tokio::spawn(engine.run());
+        let engine = engine_runtime.spawn(engine.run());
         let state = AppState {
             hub,
             engine: client,
@@ -149,5 +170,54 @@ impl Application {
         // The engine observes the token; it holds nothing that must be flushed yet.
         let _ = tokio::time::timeout(timeout, self.engine).await;
         result
+    }
+}
+
+/// A dedicated thread running a single-threaded Tokio runtime for the feed and the engine.
+#[derive(Debug)]
+pub struct IngestRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IngestRuntime {
+    /// Starts the thread.
+    ///
+    /// # Errors
+    /// When the runtime or the thread cannot be created.
+    pub fn start() -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("mbo-ingest".into())
+            .spawn(move || {
+                // Runs every task spawned on the handle until told to stop.
+                let _ = rt.block_on(stopped);
+            })?;
+        Ok(Self {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Where to spawn the feed and the engine.
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for IngestRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

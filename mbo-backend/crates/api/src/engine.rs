@@ -526,11 +526,17 @@ impl Engine {
             let key = entry.key;
             let mine: Vec<Trade> = trades.iter().filter(|t| t.key == key).copied().collect();
             sent_trades += mine.len();
+            let trades_json = if mine.is_empty() || entry.updates.receiver_count() == 0 {
+                bytes::Bytes::new()
+            } else {
+                crate::frame::trades_json(&mine)
+            };
             let update = Update {
                 epoch: self.epoch,
                 server_ts,
                 frame: Some(frame),
                 trades: mine,
+                trades_json,
                 reset,
             };
             // No subscriber is fine: nobody streams this book.

@@ -221,53 +221,38 @@ pub struct Trade {
     pub ts_recv: u64,
 }
 
-/// A trade's JSON object.
-#[derive(Debug, Serialize)]
-pub struct TradeJson<'a> {
-    /// Unix ns at which the trade was published.
-    pub server_ts: u64,
-    /// Symbol.
-    pub symbol: &'a str,
-    /// Instrument id.
-    pub instrument_id: u32,
-    /// Publisher id.
-    pub publisher_id: u16,
-    /// Feed epoch.
-    pub epoch: u64,
-    /// Stream index of the `T` record.
-    pub event_index: u64,
-    /// Price, 1e-9 units.
-    pub price: i64,
-    /// Price as an exact decimal string.
-    pub price_decimal: String,
-    /// Quantity.
-    pub size: u32,
-    /// Aggressor side: `B`, `A` or `N`.
-    pub side: &'a str,
-    /// `ts_event` (ns).
-    pub ts_event: u64,
-    /// `ts_recv` (ns).
-    pub ts_recv: u64,
+/// Appends a trade's JSON object (without the fields its `trade` event carries once for
+/// all its trades: symbol, ids, epoch):
+/// `{"event_index":..,"price":..,"price_decimal":"..","size":..,"side":"B","ts_event":..,"ts_recv":..}`.
+pub fn write_trade_json(out: &mut Vec<u8>, t: &Trade) {
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"event_index\":");
+    out.extend_from_slice(n.format(t.event_index).as_bytes());
+    out.extend_from_slice(b",\"price\":");
+    out.extend_from_slice(n.format(t.price).as_bytes());
+    out.extend_from_slice(b",\"price_decimal\":\"");
+    out.extend_from_slice(decimal(t.price).as_bytes());
+    out.extend_from_slice(b"\",\"size\":");
+    out.extend_from_slice(n.format(t.size).as_bytes());
+    out.extend_from_slice(b",\"side\":\"");
+    out.extend_from_slice(side_code(t.side).as_bytes());
+    out.extend_from_slice(b"\",\"ts_event\":");
+    out.extend_from_slice(n.format(t.ts_event).as_bytes());
+    out.extend_from_slice(b",\"ts_recv\":");
+    out.extend_from_slice(n.format(t.ts_recv).as_bytes());
+    out.push(b'}');
 }
 
-impl<'a> TradeJson<'a> {
-    /// The JSON view of `t`.
-    pub fn new(t: &Trade, symbol: &'a str, server_ts: u64) -> Self {
-        Self {
-            server_ts,
-            symbol,
-            instrument_id: t.key.instrument_id,
-            publisher_id: t.key.publisher_id,
-            epoch: t.epoch,
-            event_index: t.event_index,
-            price: t.price,
-            price_decimal: decimal(t.price),
-            size: t.size,
-            side: side_code(t.side),
-            ts_event: t.ts_event,
-            ts_recv: t.ts_recv,
+/// The comma-separated JSON objects of `trades` (see [`write_trade_json`]).
+pub fn trades_json(trades: &[Trade]) -> Bytes {
+    let mut out = Vec::with_capacity(trades.len() * 140);
+    for (i, t) in trades.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        write_trade_json(&mut out, t);
     }
+    Bytes::from(out)
 }
 
 /// `"B"`, `"A"` or `"N"` for a DBN side byte.
@@ -462,6 +447,38 @@ mod tests {
         assert!(v["spread"].is_null());
         assert!(v["best_ask"].is_null());
         assert_eq!(v["asks"].as_array().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn trades_serialise_as_valid_json_objects() {
+        let key = BookKey {
+            instrument_id: 7,
+            publisher_id: 1,
+        };
+        let t = Trade {
+            key,
+            epoch: 2,
+            event_index: 9,
+            price: 64_675_000_000,
+            size: 3,
+            side: b'A',
+            ts_event: 1,
+            ts_recv: 2,
+        };
+        let joined = trades_json(&[
+            t,
+            Trade {
+                event_index: 10,
+                side: 0,
+                ..t
+            },
+        ]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&[b"[", &joined[..], b"]"].concat()).unwrap();
+        assert_eq!(v[0]["price_decimal"], "64.675");
+        assert_eq!(v[0]["side"], "A");
+        assert_eq!(v[1]["side"], "N");
+        assert_eq!(v[1]["event_index"], 10);
     }
 
     #[test]

@@ -127,6 +127,8 @@ pub struct Update {
     pub frame: Option<Arc<BookFrame>>,
     /// The book's trades of the cycle, in stream order.
     pub trades: Vec<Trade>,
+    /// Their JSON objects, comma-separated, built once for every client.
+    pub trades_json: Bytes,
     /// True on the first update after a feed reset: every client must resynchronise.
     pub reset: bool,
 }

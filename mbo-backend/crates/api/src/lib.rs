@@ -31,14 +31,18 @@
 //!
 //! ## Wire format (SSE)
 //! Every `data:` is one JSON object whose first key is `server_ts` (Unix ns at which the server
-//! made the state visible; `receive time − server_ts` is the delivery latency). Prices are
+//! made the newest state in it visible; `receive time − server_ts` is the delivery latency). Prices are
 //! integers in 1e-9 units with a decimal-string twin (`price` / `price_decimal`).
 //!
 //! `GET /api/v1/stream?symbol=S&depth=10&interval_ms=50`:
 //! * `snapshot` — the book, same object as `GET /api/v1/book/{symbol}` (first event, after a
 //!   resume, after a feed reset, after `lagged`);
 //! * `book` — the same shape, conflated: at most one per `interval_ms`, always the latest;
-//! * `trade` — every trade (`T` record) of the book, in order, never conflated;
+//! * `trade` — every trade (`T` record) of the book, in order, never conflated: the trades
+//!   since the previous flush in one event (`{"server_ts", "symbol", ..., "count",
+//!   "trades": [{"event_index", "price", "price_decimal", "size", "side", "ts_event",
+//!   "ts_recv"}, ...]}`), so a busy book costs one write per interval per client, not one per
+//!   trade. `server_ts` of a batched event is when its newest content was published;
 //! * `status` — replay state, pace, speed, position, progress, source;
 //! * `lagged` — the client fell behind the bounded ring; `skipped` says how many updates were
 //!   lost; a `snapshot` follows.
@@ -58,5 +62,5 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 
-pub use app::Application;
+pub use app::{Application, IngestRuntime};
 pub use config::ServerConfig;

@@ -144,7 +144,16 @@ fn init_logging(args: &ServeArgs) -> Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let (feed, description) = open_feed(&args).await?;
+    // The feed and the engine get a thread of their own (see mbo_api::app).
+    let ingest = mbo_api::IngestRuntime::start().context("starting the ingest thread")?;
+    let (feed, description) = {
+        let args = args.clone();
+        ingest
+            .handle()
+            .spawn(async move { open_feed(&args).await })
+            .await
+            .context("opening the feed")??
+    };
     let config = ServerConfig {
         bind: args.bind,
         max_streams: args.max_streams,
@@ -157,7 +166,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         shutdown_timeout: args.shutdown_timeout,
         ..ServerConfig::default()
     };
-    let app = Application::build(config, feed, description.clone())
+    let app = Application::build_on(config, feed, description.clone(), ingest.handle())
         .await
         .context("starting the server")?;
     let url = display_url(app.addr());
@@ -187,6 +196,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     app.run_until_stopped(stop_signal())
         .await
         .context("serving")?;
+    // Joins the ingest thread; its tasks end with it.
+    tokio::task::spawn_blocking(move || drop(ingest))
+        .await
+        .context("stopping the ingest thread")?;
     println!("mbo: stopped");
     Ok(())
 }

@@ -24,7 +24,8 @@ fn names(text: &str) -> BTreeSet<String> {
 #[test]
 fn env_example_lists_every_variable_the_code_reads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    let example = std::fs::read_to_string(root.join(".env.example")).expect(".env.example at the repository root");
+    let example = std::fs::read_to_string(root.join(".env.example"))
+        .expect(".env.example at the repository root");
     let documented = names(&example);
     let mut read = BTreeSet::new();
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("src")).unwrap() {
@@ -39,6 +40,12 @@ fn env_example_lists_every_variable_the_code_reads() {
     assert!(read.len() >= 15, "found only {read:?}");
     let missing: Vec<_> = read.difference(&documented).collect();
     let stale: Vec<_> = documented.difference(&read).collect();
-    assert!(missing.is_empty(), ".env.example does not document {missing:?}");
-    assert!(stale.is_empty(), ".env.example documents variables nothing reads: {stale:?}");
+    assert!(
+        missing.is_empty(),
+        ".env.example does not document {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        ".env.example documents variables nothing reads: {stale:?}"
+    );
 }

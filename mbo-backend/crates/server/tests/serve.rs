@@ -87,12 +87,17 @@ async fn every_streamed_frame_equals_export_book_and_snapshot_equals_rest() {
                 frames += 1;
             }
             "trade" => {
-                let t = ev.json();
-                assert!(
-                    t["event_index"].as_u64().unwrap() > last_index,
-                    "a trade after the frame that holds it"
-                );
-                assert_eq!(t["symbol"], "CLX5");
+                let batch = ev.json();
+                assert_eq!(batch["symbol"], "CLX5");
+                let trades = batch["trades"].as_array().unwrap();
+                assert_eq!(batch["count"].as_u64().unwrap() as usize, trades.len());
+                let mut prev = last_index;
+                for t in trades {
+                    let i = t["event_index"].as_u64().unwrap();
+                    assert!(i > prev, "trades in order, after the frame that holds them");
+                    prev = i;
+                }
+                assert_eq!(ev.id.as_deref(), Some(format!("0-{prev}").as_str()));
             }
             "status" if ev.json()["state"] == "ended" => break,
             _ => {}

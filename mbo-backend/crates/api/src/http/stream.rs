@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::frame::{sse_id, BookFrame, Trade, TradeJson, FRAME_DEPTH};
+use crate::frame::{sse_id, write_trade_json, BookFrame, FRAME_DEPTH};
 use crate::http::control::{state_changed, status_json, StatusJson};
 use crate::http::sse::{self, write_event, KEEP_ALIVE};
 use crate::http::{find_book, int_param, params, AppState, Params, StreamSlot};
@@ -98,6 +98,7 @@ pub async fn stream(
         need_snapshot: true,
         pending_frame: None,
         pending_trades: VecDeque::new(),
+        pending_trade_count: 0,
         lagged: None,
         last_flush: None,
         last_write: Instant::now(),
@@ -148,7 +149,9 @@ struct BookClient {
     position: Option<(u64, u64)>,
     need_snapshot: bool,
     pending_frame: Option<Arc<BookFrame>>,
-    pending_trades: VecDeque<(Trade, u64)>,
+    /// Updates holding trades not yet sent, oldest first, and how many trades they hold.
+    pending_trades: VecDeque<Arc<Update>>,
+    pending_trade_count: usize,
     /// Updates lost to the ring since the last flush.
     lagged: Option<u64>,
     last_flush: Option<Instant>,
@@ -245,20 +248,23 @@ impl BookClient {
     }
 
     /// Keeps what `u` holds for this client.
-    fn take(&mut self, u: &Update) {
+    fn take(&mut self, u: &Arc<Update>) {
         if u.reset {
             self.need_snapshot = true;
             self.pending_frame = None;
-            self.pending_trades.clear();
+            self.clear_trades();
             return;
         }
-        for t in &u.trades {
-            if self.after_position(t.epoch, Some(t.event_index)) {
-                if self.pending_trades.len() >= MAX_PENDING_TRADES {
-                    self.pending_trades.pop_front();
-                    *self.lagged.get_or_insert(0) += 1;
+        if let Some(last) = u.trades.last() {
+            if self.after_position(last.epoch, Some(last.event_index)) {
+                self.pending_trade_count += u.trades.len();
+                self.pending_trades.push_back(u.clone());
+                while self.pending_trade_count > MAX_PENDING_TRADES {
+                    if let Some(old) = self.pending_trades.pop_front() {
+                        self.pending_trade_count -= old.trades.len();
+                        *self.lagged.get_or_insert(0) += 1;
+                    }
                 }
-                self.pending_trades.push_back((*t, u.server_ts));
             }
         }
         if let Some(f) = &u.frame {
@@ -268,6 +274,11 @@ impl BookClient {
                 self.counters.conflated.inc();
             }
         }
+    }
+
+    fn clear_trades(&mut self) {
+        self.pending_trades.clear();
+        self.pending_trade_count = 0;
     }
 
     fn after_position(&self, epoch: u64, index: Option<u64>) -> bool {
@@ -290,8 +301,8 @@ impl BookClient {
             }
         }
         self.position = position;
-        self.pending_trades
-            .retain(|(t, _)| position.is_none_or(|p| (t.epoch, t.event_index) > p));
+        // Trades the snapshot already holds are dropped when the next flush writes them
+        // (`write_trades` filters by position).
         if let Some(skipped) = self.lagged.take() {
             let data = format!(
                 "{{\"server_ts\":{},\"skipped\":{skipped},\"unit\":\"updates\"}}",
@@ -313,7 +324,7 @@ impl BookClient {
     fn flush(&mut self, now: Instant) {
         if self.lagged.is_some() {
             // Whatever was lost, the client resynchronises from a snapshot.
-            self.pending_trades.clear();
+            self.clear_trades();
             self.write_snapshot();
             return;
         }
@@ -321,20 +332,7 @@ impl BookClient {
             self.write_snapshot();
             return;
         }
-        let symbol = self.entry.symbol.clone();
-        while let Some((t, server_ts)) = self.pending_trades.pop_front() {
-            let json = TradeJson::new(&t, &symbol, server_ts);
-            if let Ok(data) = serde_json::to_vec(&json) {
-                write_event(
-                    &mut self.buf,
-                    "trade",
-                    &sse_id(t.epoch, Some(t.event_index)),
-                    &data,
-                );
-                self.counters.trade.inc();
-            }
-            self.position = Some((t.epoch, t.event_index));
-        }
+        self.write_trades();
         if let Some(f) = self.pending_frame.take() {
             write_event(&mut self.buf, "book", &f.sse_id(), &f.json(self.depth));
             self.counters.book.inc();
@@ -343,6 +341,75 @@ impl BookClient {
             }
         }
         self.last_flush = Some(now);
+    }
+
+    /// Writes the pending trades as one `trade` event: `{"server_ts", "symbol",
+    /// "instrument_id", "publisher_id", "epoch", "trades": [...]}`, in stream order, each
+    /// trade once. `server_ts` is when the newest of them was published. The trades' JSON is
+    /// the engine's, shared by every client; it is rebuilt here only for an update that the
+    /// client's position cuts in two (right after a snapshot).
+    fn write_trades(&mut self) {
+        let mut body = Vec::new();
+        let mut last = None;
+        let mut newest = 0;
+        let mut count = 0usize;
+        for u in self.pending_trades.drain(..) {
+            let Some(first) = u.trades.first() else {
+                continue;
+            };
+            let whole = match self.position {
+                None => true,
+                Some(p) => (first.epoch, first.event_index) > p,
+            };
+            if whole && !u.trades_json.is_empty() {
+                if count > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&u.trades_json);
+                count += u.trades.len();
+            } else {
+                for t in &u.trades {
+                    if self.position.is_some_and(|p| (t.epoch, t.event_index) <= p) {
+                        continue;
+                    }
+                    if count > 0 {
+                        body.push(b',');
+                    }
+                    write_trade_json(&mut body, t);
+                    count += 1;
+                }
+            }
+            if let Some(t) = u.trades.last() {
+                last = Some((t.epoch, t.event_index));
+            }
+            newest = newest.max(u.server_ts);
+        }
+        self.pending_trade_count = 0;
+        let Some(last) = last.filter(|_| count > 0) else {
+            return;
+        };
+        let key = self.entry.key;
+        let mut n = itoa::Buffer::new();
+        let mut data = Vec::with_capacity(body.len() + 160);
+        data.extend_from_slice(b"{\"server_ts\":");
+        data.extend_from_slice(n.format(newest).as_bytes());
+        data.extend_from_slice(b",\"symbol\":");
+        // A symbol is plain text, but it is escaped like any string.
+        let _ = serde_json::to_writer(&mut data, &*self.entry.symbol);
+        data.extend_from_slice(b",\"instrument_id\":");
+        data.extend_from_slice(n.format(key.instrument_id).as_bytes());
+        data.extend_from_slice(b",\"publisher_id\":");
+        data.extend_from_slice(n.format(key.publisher_id).as_bytes());
+        data.extend_from_slice(b",\"epoch\":");
+        data.extend_from_slice(n.format(last.0).as_bytes());
+        data.extend_from_slice(b",\"count\":");
+        data.extend_from_slice(n.format(count).as_bytes());
+        data.extend_from_slice(b",\"trades\":[");
+        data.extend_from_slice(&body);
+        data.extend_from_slice(b"]}");
+        write_event(&mut self.buf, "trade", &sse_id(last.0, Some(last.1)), &data);
+        self.counters.trade.inc();
+        self.position = Some(last);
     }
 
     /// Writes `status` when it changed (always when `force`).

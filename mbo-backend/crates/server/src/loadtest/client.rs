@@ -16,7 +16,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
-use hyper::header::{HeaderMap, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
+use hyper::header::{
+    HeaderMap, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT,
+};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -95,11 +97,12 @@ impl EventKind {
         }
     }
 
-    /// Live updates: what the overall latency is about. A snapshot's `server_ts` is when
-    /// the state it carries became visible, possibly long before the client asked, so its
-    /// "latency" is the state's age, not a delivery delay; `lagged` is a notice.
+    /// Market-data updates: what the overall latency is about. A snapshot's `server_ts` is
+    /// when the state it carries became visible, possibly long before the client asked, so
+    /// its "latency" is the state's age, not a delivery delay; `status` and `lagged` are
+    /// notices, not market data. All are still reported by type.
     pub fn is_live_update(self) -> bool {
-        matches!(self, Self::Book | Self::Trade | Self::Status | Self::Mbo)
+        matches!(self, Self::Book | Self::Trade | Self::Mbo)
     }
 }
 
@@ -345,8 +348,7 @@ async fn session(
         r = TcpStream::connect(plan.addr) => r.map_err(|e| Failure::connect(&e))?,
     };
     // Events are small and latency is the point: no Nagle on the (idle) request side.
-    tcp.set_nodelay(true)
-        .map_err(|e| Failure::connect(&e))?;
+    tcp.set_nodelay(true).map_err(|e| Failure::connect(&e))?;
     let (mut sender, conn) = http1::Builder::new()
         .max_buf_size(READ_BUF_MAX)
         .handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
@@ -514,7 +516,9 @@ mod tests {
             b = now - 1_000_000,
             future = now + 1_000_000_000,
         );
-        parser.feed(text.as_bytes(), |e| local.on_event(e, now, started, &shared));
+        parser.feed(text.as_bytes(), |e| {
+            local.on_event(e, now, started, &shared)
+        });
         assert!(local.connected);
         assert!(local.snapshot_ns.is_some());
         assert_eq!(local.frames(), 4);

@@ -86,7 +86,10 @@ mod tests {
         );
         // Whitespace and another key first still work (the fallback scan).
         assert_eq!(server_ts(br#"{ "server_ts" : 42 }"#), Some(42));
-        assert_eq!(server_ts(br#"{"symbol":"server_ts","server_ts":7}"#), Some(7));
+        assert_eq!(
+            server_ts(br#"{"symbol":"server_ts","server_ts":7}"#),
+            Some(7)
+        );
         // A prefix cut right after the number is fine.
         assert_eq!(server_ts(br#"{"server_ts":123"#), Some(123));
     }

@@ -130,8 +130,9 @@ pub struct Report {
     pub frames_per_client: Frames,
     /// Events by type.
     pub events: BTreeMap<&'static str, u64>,
-    /// Receive time − `server_ts` over live updates (book, trade, status, mbo; snapshots,
-    /// whose `server_ts` is the age of the state they carry, are reported only by type).
+    /// Receive time − `server_ts` over market-data updates (book, trade, mbo); snapshots,
+    /// whose `server_ts` is the age of the state they carry, and `status`/`lagged` notices
+    /// are reported only by type.
     pub latency_ms: Summary,
     /// The same per event type.
     pub latency_ms_by_event: BTreeMap<&'static str, Summary>,
@@ -153,9 +154,23 @@ pub struct Report {
     pub negative_latency_events: u64,
     /// Wall time of the run, s.
     pub duration_s: f64,
+    /// Ctrl-C ended the run early (`complete` then means: until the interruption).
+    pub interrupted: bool,
     /// The server's resident memory (with `--pid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_rss_mb: Option<RssReport>,
+    /// What the load tester itself cost.
+    pub loadtest: SelfCost,
+}
+
+/// The load tester's own cost: near two cores of CPU means the numbers measure the client as
+/// much as the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SelfCost {
+    /// CPU time used during the run (user + system), s.
+    pub cpu_s: Option<f64>,
+    /// Peak resident memory, MB.
+    pub peak_rss_mb: Option<f64>,
 }
 
 impl Report {
@@ -167,6 +182,7 @@ impl Report {
         latency: &[Histogram],
         duration_s: f64,
         server_rss_mb: Option<RssReport>,
+        loadtest: SelfCost,
     ) -> Self {
         let mut live = Histogram::new();
         let mut latency_ms_by_event = BTreeMap::new();
@@ -226,7 +242,9 @@ impl Report {
             bad_payload_events: totals.bad_payloads,
             negative_latency_events: totals.negative_latency,
             duration_s: round3(duration_s),
+            interrupted: false,
             server_rss_mb,
+            loadtest,
         }
     }
 
@@ -264,9 +282,22 @@ impl Report {
         row(
             &mut t,
             "duration",
-            &format!("{:.2} s (streaming {} s per client)", self.duration_s, c.duration_s),
+            &format!(
+                "{:.2} s (streaming {} s per client){}",
+                self.duration_s,
+                c.duration_s,
+                if self.interrupted {
+                    ", interrupted by Ctrl-C"
+                } else {
+                    ""
+                }
+            ),
         );
-        row(&mut t, "snapshot", &summary_text(&self.snapshot_ms, "clients"));
+        row(
+            &mut t,
+            "snapshot",
+            &summary_text(&self.snapshot_ms, "clients"),
+        );
         let f = &self.frames_per_client;
         row(
             &mut t,
@@ -278,9 +309,17 @@ impl Report {
                 opt(f.max)
             ),
         );
-        let events: Vec<String> = self.events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let events: Vec<String> = self
+            .events
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         row(&mut t, "events", &events.join("  "));
-        row(&mut t, "latency", &summary_text(&self.latency_ms, "live updates"));
+        row(
+            &mut t,
+            "latency",
+            &summary_text(&self.latency_ms, "updates"),
+        );
         for (kind, s) in &self.latency_ms_by_event {
             row(&mut t, &format!("  {kind}"), &summary_text(s, "events"));
         }
@@ -335,6 +374,21 @@ impl Report {
                     rss.max, rss.last, rss.samples
                 ),
             );
+        }
+        let mut cost = Vec::new();
+        if let Some(cpu) = self.loadtest.cpu_s {
+            let share = if self.duration_s > 0.0 {
+                cpu / self.duration_s * 100.0
+            } else {
+                0.0
+            };
+            cost.push(format!("CPU {cpu:.2} s ({share:.0} % of a core)"));
+        }
+        if let Some(mb) = self.loadtest.peak_rss_mb {
+            cost.push(format!("peak RSS {mb:.1} MB"));
+        }
+        if !cost.is_empty() {
+            row(&mut t, "load tester", &cost.join(", "));
         }
         t
     }
@@ -434,7 +488,15 @@ mod tests {
             latency[EventKind::Book as usize].record(ms * 1_000_000);
         }
         latency[EventKind::Snapshot as usize].record(5_000_000_000);
-        let r = Report::new(config(), 4, &totals, &latency, 2.0, None);
+        let r = Report::new(
+            config(),
+            4,
+            &totals,
+            &latency,
+            2.0,
+            None,
+            SelfCost::default(),
+        );
         assert_eq!((r.clients, r.connected, r.complete), (4, 2, 1));
         assert_eq!(r.errors.get("http_503"), Some(&2));
         assert_eq!(r.errors.get("reset"), Some(&1));
@@ -468,7 +530,15 @@ mod tests {
     #[test]
     fn empty_report() {
         let latency: Vec<Histogram> = EventKind::ALL.iter().map(|_| Histogram::new()).collect();
-        let r = Report::new(config(), 0, &Totals::default(), &latency, 0.0, None);
+        let r = Report::new(
+            config(),
+            0,
+            &Totals::default(),
+            &latency,
+            0.0,
+            None,
+            SelfCost::default(),
+        );
         let json = serde_json::to_value(&r).unwrap();
         assert!(json["latency_ms"]["p50"].is_null());
         assert!(json["frames_per_client"]["mean"].is_null());

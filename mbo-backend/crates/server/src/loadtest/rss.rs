@@ -1,4 +1,5 @@
-//! The server's resident memory, sampled from `/proc/PID/status` (Linux).
+//! Process memory and CPU from `/proc` (Linux): the server's resident memory, sampled during
+//! the run, and the load tester's own cost (to tell a slow server from a saturated client).
 
 use std::path::PathBuf;
 
@@ -43,13 +44,37 @@ impl RssProbe {
 
 /// The `VmRSS:   123456 kB` line's number.
 fn vm_rss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    status_kib(status, "VmRSS:")
+}
+
+/// The number of a `Key:   123456 kB` line of `/proc/PID/status`.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let mut words = line.split_whitespace().skip(1);
     let value = words.next()?.parse().ok()?;
     match words.next() {
         Some("kB") | None => Some(value),
         Some(_) => None,
     }
+}
+
+/// CPU time (user + system) this process has used, s. `None` off Linux.
+pub fn self_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces, hence the last ')'):
+    // state is field 3, utime and stime fields 14 and 15, in clock ticks.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux configuration in use (reading it needs libc).
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// This process's peak resident memory (`VmHWM`), MB.
+pub fn self_peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kib(&status, "VmHWM:").map(kib_to_mb)
 }
 
 /// Samples taken so far.
@@ -119,5 +144,12 @@ mod tests {
         let probe = RssProbe::open(std::process::id()).unwrap();
         assert!(probe.sample_kib().unwrap() > 0);
         assert!(RssProbe::open(u32::MAX).is_err());
+        assert!(self_peak_rss_mb().unwrap() > 0.0);
+        let before = self_cpu_s().unwrap();
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(self_cpu_s().unwrap() >= before, "{x}");
     }
 }

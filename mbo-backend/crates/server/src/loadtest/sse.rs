@@ -207,7 +207,8 @@ impl SseParser {
 
     fn push_data(&mut self, bytes: &[u8]) {
         let room = self.data_cap.saturating_sub(self.data.len());
-        self.data.extend_from_slice(bytes.get(..room).unwrap_or(bytes));
+        self.data
+            .extend_from_slice(bytes.get(..room).unwrap_or(bytes));
     }
 
     fn end_line(&mut self, on_event: &mut impl FnMut(&Event<'_>)) {
@@ -368,7 +369,10 @@ mod tests {
 
     #[test]
     fn data_is_cut_at_the_cap_but_the_event_still_arrives() {
-        let big = format!("event: mbo\ndata: {{\"server_ts\":7,\"records\":[{}]}}\n\n", "1,".repeat(10_000));
+        let big = format!(
+            "event: mbo\ndata: {{\"server_ts\":7,\"records\":[{}]}}\n\n",
+            "1,".repeat(10_000)
+        );
         let (events, _) = parse_chunks(&[big.as_bytes()], 16);
         assert_eq!(events, vec![ev("mbo", "{\"server_ts\":7,\"", "")]);
         // Next event is unaffected.

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 /// A parsed `http://host[:port][/base]` URL whose host is loopback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +34,7 @@ impl Target {
     /// # Errors
     /// Another scheme, a malformed authority, or a host that is not loopback.
     pub fn parse(url: &str) -> Result<Self> {
-        let refuse = |why: &str| -> anyhow::Error {
-            anyhow::anyhow!("--url {url:?}: {why}")
-        };
+        let refuse = |why: &str| -> anyhow::Error { anyhow::anyhow!("--url {url:?}: {why}") };
         let trimmed = url.trim();
         let Some((scheme, rest)) = trimmed.split_once("://") else {
             return Err(refuse("expected http://HOST[:PORT]"));
@@ -47,7 +45,9 @@ impl Target {
             ));
         }
         if rest.contains(['?', '#']) {
-            return Err(refuse("no query or fragment expected: give the server's base URL"));
+            return Err(refuse(
+                "no query or fragment expected: give the server's base URL",
+            ));
         }
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
