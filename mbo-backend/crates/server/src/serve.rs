@@ -20,7 +20,7 @@ use mbo_feed::{spawn_replay, Feed, SimConfig, Simulator};
 use crate::cli::{parse_duration, PaceMode};
 
 /// Simulated time played before the server opens (see `open_feed`).
-const SIM_WARM_UP: Duration = Duration::from_secs(3600);
+const SIM_WARM_UP: Duration = Duration::from_secs(600);
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,6 +53,10 @@ pub struct ServeArgs {
     #[arg(long, env = "MBO_SIM_INSTRUMENTS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub sim_instruments: u32,
+    /// Simulator: activity multiplier (events per second relative to the calibration
+    /// capture, a quiet CME session: 10 gives a busy market at realtime speed).
+    #[arg(long, env = "MBO_SIM_ACTIVITY", default_value_t = 10.0)]
+    pub sim_activity: f64,
     /// Simulator: seed (the same seed gives the same market).
     #[arg(long, env = "MBO_SIM_SEED", default_value_t = 1)]
     pub sim_seed: u64,
@@ -248,8 +252,14 @@ async fn open_feed(args: &ServeArgs) -> Result<(Feed, String)> {
         ));
     }
     let mut config = SimConfig::new(args.sim_seed, args.sim_instruments as usize);
-    // The simulated market opens an hour ago and the replay seeks to now: the books are
-    // already built when the first client arrives (the hour is fast-forwarded in
+    if !(args.sim_activity.is_finite() && args.sim_activity > 0.0) {
+        bail!("--sim-activity must be a positive number");
+    }
+    for inst in &mut config.instruments {
+        inst.activity *= args.sim_activity;
+    }
+    // The simulated market opened ten minutes ago and the replay seeks to now: the books are
+    // already built when the first client arrives (the minutes are fast-forwarded in
     // milliseconds), and the clock then reads like a live market's.
     let now = mbo_api::engine::unix_ns();
     config.start_ts = now.saturating_sub(SIM_WARM_UP.as_nanos() as u64);
@@ -266,8 +276,8 @@ async fn open_feed(args: &ServeArgs) -> Result<(Feed, String)> {
     Ok((
         feed,
         format!(
-            "simulator, seed {}, {} instruments",
-            args.sim_seed, args.sim_instruments
+            "simulator, seed {}, {} instruments, activity ×{}",
+            args.sim_seed, args.sim_instruments, args.sim_activity
         ),
     ))
 }
