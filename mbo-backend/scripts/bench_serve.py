@@ -72,12 +72,32 @@ class Server:
             self.proc.kill()
 
 
-def loadtest(mbo, server, *args):
-    out = subprocess.run(
+def loadtest(mbo, server, *args, probe_metrics=False):
+    """Runs mbo loadtest against `server`; with probe_metrics, also times GET /metrics once a
+    second while the load runs (it must stay cheap under load)."""
+    proc = subprocess.Popen(
         [mbo, "loadtest", "--url", server.url, "--pid", str(server.proc.pid), "--json", *args],
-        capture_output=True, text=True, check=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
-    return json.loads(out.stdout)
+    timings = []
+    if probe_metrics:
+        time.sleep(3)
+        while proc.poll() is None:
+            t = time.monotonic()
+            try:
+                server.get("/metrics")
+                timings.append((time.monotonic() - t) * 1000)
+            except OSError:
+                pass
+            time.sleep(1)
+    out, _ = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"mbo loadtest failed ({proc.returncode})")
+    report = json.loads(out)
+    if timings:
+        timings.sort()
+        report["metrics_ms"] = {"p50": timings[len(timings) // 2], "max": timings[-1], "count": len(timings)}
+    return report
 
 
 def startup(mbo, data):
@@ -104,7 +124,7 @@ def fanout(mbo, data):
     s.wait_ready()
     r0, t0 = replay_released(s), time.monotonic()
     rep = loadtest(mbo, s, "--clients", "1000", "--duration", "20s", "--symbol", "CL.SIM",
-                   "--depth", "10", "--interval-ms", "50")
+                   "--depth", "10", "--interval-ms", "50", probe_metrics=True)
     rate = (replay_released(s) - r0) / (time.monotonic() - t0)
     s.stop()
     lat = rep["latency_ms"]
@@ -114,12 +134,15 @@ def fanout(mbo, data):
         ("  snapshot time p50 / p99 / max", f"{rep['snapshot_ms']['p50']:.0f} / {rep['snapshot_ms']['p99']:.0f} / {rep['snapshot_ms']['max']:.0f} ms", "target all < 1 s"),
         ("  latency p50 / p99 / max (receive − server_ts)", f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} ms", "target p99 < 50 ms"),
         ("  frames per client (min / mean)", f"{rep['frames_per_client']['min']} / {rep['frames_per_client']['mean']:.0f}", "20 s at 50 ms: ≤ 400"),
+        ("  latency p50 / p99, book frames only", f"{rep['latency_ms_by_event']['book']['p50']:.1f} / {rep['latency_ms_by_event']['book']['p99']:.1f} ms", ""),
+        ("  latency p50 / p99, trade events only", f"{rep['latency_ms_by_event'].get('trade', {}).get('p50', float('nan')):.1f} / {rep['latency_ms_by_event'].get('trade', {}).get('p99', float('nan')):.1f} ms", ""),
+        ("  GET /metrics during the load, p50 / max", f"{rep['metrics_ms']['p50']:.1f} / {rep['metrics_ms']['max']:.1f} ms", "cheap under load"),
         ("  server RSS max", f"{rep.get('server_rss_mb', {}).get('max', float('nan')):.0f} MB", ""),
     ], rep
 
 
 def hold(mbo, data):
-    s = Server(mbo, ["--speed", "10"])
+    s = Server(mbo, [])
     s.wait_ready()
     rep = loadtest(mbo, s, "--clients", "10000", "--duration", "60s", "--symbol", "CL.SIM",
                    "--interval-ms", "50", "--connect-rate", "2000")

@@ -16,6 +16,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use mbo_feed::Feed;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -156,7 +157,15 @@ impl Application {
         let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let graceful = {
             let token = token.clone();
-            axum::serve(self.listener, app)
+            // Without TCP_NODELAY, a small SSE write waits for the ACK of the previous one,
+            // which the client's delayed ACK holds for up to 200 ms: a latency tail of a
+            // few hundred milliseconds on a stream that is otherwise a few ms behind.
+            let listener = self.listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+            });
+            axum::serve(listener, app)
                 .with_graceful_shutdown(async move { token.cancelled().await })
         };
         let result = tokio::select! {

@@ -39,10 +39,9 @@
 //!   resume, after a feed reset, after `lagged`);
 //! * `book` — the same shape, conflated: at most one per `interval_ms`, always the latest;
 //! * `trade` — every trade (`T` record) of the book, in order, never conflated: the trades
-//!   since the previous flush in one event (`{"server_ts", "symbol", ..., "count",
-//!   "trades": [{"event_index", "price", "price_decimal", "size", "side", "ts_event",
-//!   "ts_recv"}, ...]}`), so a busy book costs one write per interval per client, not one per
-//!   trade. `server_ts` of a batched event is when its newest content was published;
+//!   since the previous flush in one event (`{"server_ts", "symbol", ..., "count", "fields":
+//!   ["event_index", "price", "size", "side", "ts_event"], "trades": [[...], ...]}`), so a
+//!   busy book costs one write per interval per client, not one per trade. `server_ts` of a batched event is when its newest content was published;
 //! * `status` — replay state, pace, speed, position, progress, source;
 //! * `lagged` — the client fell behind the bounded ring; `skipped` says how many updates were
 //!   lost; a `snapshot` follows.

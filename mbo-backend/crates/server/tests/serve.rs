@@ -92,8 +92,9 @@ async fn every_streamed_frame_equals_export_book_and_snapshot_equals_rest() {
                 let trades = batch["trades"].as_array().unwrap();
                 assert_eq!(batch["count"].as_u64().unwrap() as usize, trades.len());
                 let mut prev = last_index;
+                assert_eq!(batch["fields"][0], "event_index");
                 for t in trades {
-                    let i = t["event_index"].as_u64().unwrap();
+                    let i = t[0].as_u64().unwrap();
                     assert!(i > prev, "trades in order, after the frame that holds them");
                     prev = i;
                 }

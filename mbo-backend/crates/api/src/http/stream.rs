@@ -37,16 +37,27 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::frame::{sse_id, write_trade_json, BookFrame, FRAME_DEPTH};
+use crate::frame::{sse_id, write_trade_json, BookFrame, FRAME_DEPTH, TRADE_FIELDS};
 use crate::http::control::{state_changed, status_json, StatusJson};
 use crate::http::sse::{self, write_event, KEEP_ALIVE};
 use crate::http::{find_book, int_param, params, AppState, Params, StreamSlot};
 use crate::hub::{BookEntry, Hub, Update};
 
+/// `,"fields":[...]` of a `trade` event.
+static TRADE_FIELDS_JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        ",\"fields\":{}",
+        serde_json::to_string(&TRADE_FIELDS).unwrap_or_default()
+    )
+});
+
 /// Default and bounds of `interval_ms`.
 const INTERVAL_DEFAULT_MS: u64 = 50;
 const INTERVAL_MIN_MS: u64 = 10;
 const INTERVAL_MAX_MS: u64 = 60_000;
+/// How often a client waiting out a long interval drains its ring (a ring holds about a
+/// second of a busy book's updates).
+const DRAIN_EVERY: Duration = Duration::from_millis(250);
 /// Position and progress are refreshed this often at most.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// Trades kept for one flush at most; beyond, the oldest are dropped and the client is told
@@ -101,6 +112,7 @@ pub async fn stream(
         pending_trade_count: 0,
         lagged: None,
         last_flush: None,
+        last_drain: Instant::now(),
         last_write: Instant::now(),
         last_status: None,
         last_status_at: Instant::now(),
@@ -155,6 +167,7 @@ struct BookClient {
     /// Updates lost to the ring since the last flush.
     lagged: Option<u64>,
     last_flush: Option<Instant>,
+    last_drain: Instant,
     last_write: Instant,
     last_status: Option<StatusJson>,
     last_status_at: Instant,
@@ -209,7 +222,13 @@ impl BookClient {
                     Err(broadcast::error::RecvError::Lagged(n)) => self.lost(n),
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
-                () = tokio::time::sleep_until(due), if pending => {}
+                // While a flush waits for its interval, the ring is still drained now and
+                // then, so a long interval never lets it wrap for a client that reads.
+                () = tokio::time::sleep_until(due.min(self.last_drain + DRAIN_EVERY)), if pending => {
+                    if !self.drain() {
+                        return None;
+                    }
+                }
                 r = self.control.changed() => {
                     if r.is_err() {
                         return None;
@@ -232,6 +251,7 @@ impl BookClient {
 
     /// Takes everything the ring holds now; false when the ring is closed.
     fn drain(&mut self) -> bool {
+        self.last_drain = Instant::now();
         loop {
             match self.updates.try_recv() {
                 Ok(u) => self.take(&u),
@@ -344,7 +364,8 @@ impl BookClient {
     }
 
     /// Writes the pending trades as one `trade` event: `{"server_ts", "symbol",
-    /// "instrument_id", "publisher_id", "epoch", "trades": [...]}`, in stream order, each
+    /// "instrument_id", "publisher_id", "epoch", "count", "fields", "trades": [[...], ...]}`
+    /// (each trade an array in `fields` order), in stream order, each
     /// trade once. `server_ts` is when the newest of them was published. The trades' JSON is
     /// the engine's, shared by every client; it is rebuilt here only for an update that the
     /// client's position cuts in two (right after a snapshot).
@@ -404,6 +425,7 @@ impl BookClient {
         data.extend_from_slice(n.format(last.0).as_bytes());
         data.extend_from_slice(b",\"count\":");
         data.extend_from_slice(n.format(count).as_bytes());
+        data.extend_from_slice(TRADE_FIELDS_JSON.as_bytes());
         data.extend_from_slice(b",\"trades\":[");
         data.extend_from_slice(&body);
         data.extend_from_slice(b"]}");
