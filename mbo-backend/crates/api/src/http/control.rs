@@ -135,7 +135,7 @@ pub async fn command(
     headers: HeaderMap,
     body: Result<Json<CommandJson>, JsonRejection>,
 ) -> Result<Json<StatusJson>, ApiError> {
-    authorize(&s, peer, &headers)?;
+    authorize(s.config.control_token.as_ref(), peer, &headers)?;
     let Json(cmd) = body.map_err(|e| match e {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -191,8 +191,13 @@ pub async fn command(
     Ok(Json(status_json(&s.hub, s.config.control_token.is_some())))
 }
 
-fn authorize(s: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-    match &s.config.control_token {
+/// Whether a request from `peer` with `headers` may control the replay.
+fn authorize(
+    token: Option<&crate::config::Secret>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    match token {
         Some(token) => {
             let given = headers
                 .get(header::AUTHORIZATION)
@@ -300,6 +305,42 @@ mod tests {
         assert!(parse_ts(&json!(-1)).is_err());
         assert!(parse_ts(&json!("yesterday")).is_err());
         assert!(parse_ts(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn control_without_a_token_is_for_loopback_only() {
+        let h = HeaderMap::new();
+        let lo: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:5000".parse().unwrap();
+        let lan: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        assert!(authorize(None, lo, &h).is_ok());
+        assert!(authorize(None, lo6, &h).is_ok());
+        let e = authorize(None, lan, &h).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "forbidden"));
+    }
+
+    #[test]
+    fn with_a_token_the_peer_does_not_matter_only_the_token() {
+        let token = crate::config::Secret::new("t0k");
+        let lan: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            authorize(Some(&token), lan, &h).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        h.insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
+        assert_eq!(
+            authorize(Some(&token), lan, &h).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+        h.insert(header::AUTHORIZATION, "Bearer t0k".parse().unwrap());
+        assert!(authorize(Some(&token), lan, &h).is_ok());
+        let lo: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        h.insert(header::AUTHORIZATION, "Basic t0k".parse().unwrap());
+        assert!(
+            authorize(Some(&token), lo, &h).is_err(),
+            "loopback needs the token too"
+        );
     }
 
     #[test]
