@@ -41,7 +41,7 @@ use mbo_feed::{FeedError, FeedEvent};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::{BookFrame, FrameHeader, Trade, FRAME_DEPTH};
+use crate::frame::{BookFrame, JsonCache, Trade, FRAME_DEPTH};
 use crate::hub::{BookEntry, Directory, Health, Hub, MboBatch, Update};
 use crate::metrics::Metrics;
 
@@ -671,7 +671,7 @@ pub fn build_frame(
     depth: usize,
 ) -> BookFrame {
     let state = book.state();
-    let header = FrameHeader {
+    BookFrame {
         key: book.key(),
         symbol,
         epoch,
@@ -684,8 +684,8 @@ pub fn build_frame(
         order_count: book.order_count() as u64,
         bid_levels: book.level_count(Side::Bid) as u64,
         ask_levels: book.level_count(Side::Ask) as u64,
-    };
-    let bids = book.levels(Side::Bid).take(depth).collect();
-    let asks = book.levels(Side::Ask).take(depth).collect();
-    BookFrame::new(header, bids, asks)
+        bids: book.levels(Side::Bid).take(depth).collect(),
+        asks: book.levels(Side::Ask).take(depth).collect(),
+        json: JsonCache::default(),
+    }
 }

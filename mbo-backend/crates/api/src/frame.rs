@@ -49,95 +49,34 @@ pub struct BookFrame {
     pub bids: Vec<LevelView>,
     /// Best asks first; at most [`FRAME_DEPTH`] unless `complete`.
     pub asks: Vec<LevelView>,
-    /// JSON by requested depth (`usize::MAX` = all).
-    json: Mutex<Vec<(usize, Bytes)>>,
+    /// JSON by requested depth, filled by the first reader of each.
+    pub(crate) json: JsonCache,
 }
 
-/// Everything of a frame but its levels (what the engine fills in).
-#[derive(Debug, Clone)]
-pub struct FrameHeader {
-    /// See [`BookFrame::key`].
-    pub key: BookKey,
-    /// See [`BookFrame::symbol`].
-    pub symbol: Arc<str>,
-    /// See [`BookFrame::epoch`].
-    pub epoch: u64,
-    /// See [`BookFrame::event_index`].
-    pub event_index: Option<u64>,
-    /// See [`BookFrame::ts_event`].
-    pub ts_event: u64,
-    /// See [`BookFrame::ts_recv`].
-    pub ts_recv: u64,
-    /// See [`BookFrame::server_ts`].
-    pub server_ts: u64,
-    /// See [`BookFrame::crossed`].
-    pub crossed: bool,
-    /// See [`BookFrame::maybe_bad_book`].
-    pub maybe_bad_book: bool,
-    /// See [`BookFrame::order_count`].
-    pub order_count: u64,
-    /// See [`BookFrame::bid_levels`].
-    pub bid_levels: u64,
-    /// See [`BookFrame::ask_levels`].
-    pub ask_levels: u64,
-}
+/// A frame's JSON by requested depth (`usize::MAX` = all); at most a few depths are cached.
+#[derive(Debug, Default)]
+pub(crate) struct JsonCache(Mutex<Vec<(usize, Bytes)>>);
 
 impl BookFrame {
-    /// A frame from its header and levels.
-    pub fn new(header: FrameHeader, bids: Vec<LevelView>, asks: Vec<LevelView>) -> Self {
-        let FrameHeader {
-            key,
-            symbol,
-            epoch,
-            event_index,
-            ts_event,
-            ts_recv,
-            server_ts,
-            crossed,
-            maybe_bad_book,
-            order_count,
-            bid_levels,
-            ask_levels,
-        } = header;
+    /// An empty frame (a book known by name before its first record).
+    pub fn empty(key: BookKey, symbol: Arc<str>, epoch: u64, server_ts: u64) -> Self {
         Self {
             key,
             symbol,
             epoch,
-            event_index,
-            ts_event,
-            ts_recv,
+            event_index: None,
+            ts_event: 0,
+            ts_recv: 0,
             server_ts,
-            crossed,
-            maybe_bad_book,
-            order_count,
-            bid_levels,
-            ask_levels,
-            bids,
-            asks,
-            json: Mutex::new(Vec::new()),
+            crossed: false,
+            maybe_bad_book: false,
+            order_count: 0,
+            bid_levels: 0,
+            ask_levels: 0,
+            bids: Vec::new(),
+            asks: Vec::new(),
+            json: JsonCache::default(),
         }
-    }
-
-    /// An empty frame (a book known by name before its first record).
-    pub fn empty(key: BookKey, symbol: Arc<str>, epoch: u64, server_ts: u64) -> Self {
-        Self::new(
-            FrameHeader {
-                key,
-                symbol,
-                epoch,
-                event_index: None,
-                ts_event: 0,
-                ts_recv: 0,
-                server_ts,
-                crossed: false,
-                maybe_bad_book: false,
-                order_count: 0,
-                bid_levels: 0,
-                ask_levels: 0,
-            },
-            Vec::new(),
-            Vec::new(),
-        )
     }
 
     /// True when the frame holds every level of both sides.
@@ -175,7 +114,7 @@ impl BookFrame {
                 Bytes::from_static(b"{}")
             }
         };
-        if let Ok(mut cache) = self.json.lock() {
+        if let Ok(mut cache) = self.json.0.lock() {
             if cache.len() < 8 && !cache.iter().any(|(d, _)| *d == depth) {
                 cache.push((depth, bytes.clone()));
             }
@@ -184,7 +123,7 @@ impl BookFrame {
     }
 
     fn cached(&self, depth: usize) -> Option<Bytes> {
-        let cache = self.json.lock().ok()?;
+        let cache = self.json.0.lock().ok()?;
         cache
             .iter()
             .find(|(d, _)| *d == depth)

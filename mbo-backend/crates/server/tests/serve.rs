@@ -304,14 +304,7 @@ async fn bad_input_gets_a_json_4xx() {
     // The server is still fine, and no request was a 5xx.
     let (s, _) = server.get("/api/v1/book/CLX5?depth=all").await;
     assert_eq!(s, 200);
-    let errors_5xx = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let errors_5xx = server.metrics_text().await;
     assert!(
         !errors_5xx
             .lines()
@@ -361,14 +354,7 @@ async fn control_needs_the_token_when_one_is_set() {
         .await;
     assert_eq!((s, st["state"].as_str()), (200, Some("paused")));
     // The token never appears in what the server says about itself.
-    let text = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     assert!(!text.contains("s3cret"));
 }
 

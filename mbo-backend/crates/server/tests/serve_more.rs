@@ -9,7 +9,7 @@ mod harness;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use harness::{export_book, export_levels, http, levels, Event, Server, Sse};
+use harness::{export_book, export_levels, http, levels, parse_block, Event, Server, Sse};
 use mbo_testkit::mbo_data;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,30 +50,6 @@ fn find_from(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         i = p + 1;
     }
     None
-}
-
-/// Parses one SSE block (without its blank line); `None` for a comment-only block.
-fn parse_block(block: &[u8]) -> Option<Event> {
-    let text = std::str::from_utf8(block).expect("SSE is UTF-8");
-    let mut ev = Event {
-        id: None,
-        event: "message".into(),
-        data: String::new(),
-    };
-    let mut any = false;
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("id: ") {
-            ev.id = Some(v.to_owned());
-            any = true;
-        } else if let Some(v) = line.strip_prefix("event: ") {
-            ev.event = v.to_owned();
-            any = true;
-        } else if let Some(v) = line.strip_prefix("data: ") {
-            ev.data.push_str(v);
-            any = true;
-        }
-    }
-    any.then_some(ev)
 }
 
 /// An SSE client on a bare TCP socket: it reads only when asked, so a test can stall it and

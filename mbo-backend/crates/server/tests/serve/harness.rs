@@ -120,18 +120,24 @@ impl Server {
         (status, v)
     }
 
-    /// A metric's value from `/metrics` (the first sample whose name and labels start with
-    /// `prefix`).
-    pub async fn metric(&self, prefix: &str) -> Option<f64> {
-        let text = http()
+    /// The `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        http()
             .get(self.url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
-        text.lines()
+            .unwrap()
+    }
+
+    /// A metric's value from `/metrics` (the first sample whose name and labels start with
+    /// `prefix`).
+    pub async fn metric(&self, prefix: &str) -> Option<f64> {
+        self.metrics_text()
+            .await
+            .lines()
             .filter(|l| !l.starts_with('#'))
             .find(|l| l.starts_with(prefix))
             .and_then(|l| l.rsplit(' ').next())
@@ -220,26 +226,7 @@ impl Sse {
         loop {
             if let Some(end) = find(&self.buf, b"\n\n") {
                 let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-                let text = String::from_utf8(block).unwrap();
-                let mut ev = Event {
-                    id: None,
-                    event: "message".into(),
-                    data: String::new(),
-                };
-                let mut any = false;
-                for line in text.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        ev.id = Some(v.to_owned());
-                        any = true;
-                    } else if let Some(v) = line.strip_prefix("event: ") {
-                        ev.event = v.to_owned();
-                        any = true;
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        ev.data.push_str(v);
-                        any = true;
-                    }
-                }
-                if any {
+                if let Some(ev) = parse_block(&block[..end]) {
                     return Some(ev);
                 }
                 continue;
@@ -262,6 +249,30 @@ impl Sse {
             }
         }
     }
+}
+
+/// Parses one SSE block (without its blank line); `None` for a comment-only block.
+pub fn parse_block(block: &[u8]) -> Option<Event> {
+    let text = std::str::from_utf8(block).expect("SSE is UTF-8");
+    let mut ev = Event {
+        id: None,
+        event: "message".into(),
+        data: String::new(),
+    };
+    let mut any = false;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("id: ") {
+            ev.id = Some(v.to_owned());
+            any = true;
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            ev.event = v.to_owned();
+            any = true;
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            ev.data.push_str(v);
+            any = true;
+        }
+    }
+    any.then_some(ev)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
