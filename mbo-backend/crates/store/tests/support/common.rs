@@ -1,0 +1,122 @@
+//! Helpers shared by the integration tests (each includes it with `#[path] mod common;`:
+//! a file directly under `tests/` would be a test target of its own).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use dbn::MboMsg;
+use mbo_feed::RecordSource;
+use mbo_store::{Batch, SessionId, Store, Writer};
+
+/// The real files every ingest test covers.
+pub const REAL_FILES: [&str; 4] = [
+    "CLX5_mbo.dbn",
+    "esh4-glbx-mdp3-20231224.mbo.dbn.zst",
+    "esh4-glbx-mdp3-20231225.mbo.dbn.zst",
+    "esm4-glbx-mdp3-20240508T0000-0002.mbo.dbn.zst",
+];
+
+/// Every record of a real file, in order, plus its dataset and symbol mappings.
+pub fn read_file(name: &str) -> (Vec<MboMsg>, mbo_feed::FeedMetadata) {
+    let path = mbo_testkit::mbo_data(name);
+    let (mut source, meta) = mbo_feed::replay::open_file_source(&path).unwrap();
+    let mut out = Vec::new();
+    while let Some(rec) = source.next_record().unwrap() {
+        out.push(rec.clone());
+    }
+    (out, meta)
+}
+
+/// The 15 stored fields of a record, as the store maps them (independent of the crate).
+pub fn fields(index: u64, r: &MboMsg) -> [i64; 14] {
+    [
+        index as i64,
+        r.ts_recv as i64,
+        r.hd.ts_event as i64,
+        i64::from(r.hd.instrument_id),
+        i64::from(r.hd.publisher_id),
+        i64::from(r.action as u8),
+        i64::from(r.side as u8),
+        r.price,
+        i64::from(r.size),
+        r.order_id as i64,
+        i64::from(r.flags.raw()),
+        i64::from(r.sequence),
+        i64::from(r.channel_id),
+        i64::from(r.ts_in_delta),
+    ]
+}
+
+/// Order-sensitive checksum of rows (FNV-1a over every field, chained row after row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checksum(pub u64);
+
+impl Default for Checksum {
+    fn default() -> Self {
+        Checksum(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Checksum {
+    pub fn add(&mut self, row: &[i64; 14]) {
+        for v in row {
+            for b in v.to_le_bytes() {
+                self.0 ^= u64::from(b);
+                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+}
+
+/// Checksum of records `0..n` of `records` (index = position).
+pub fn file_checksum(records: &[MboMsg]) -> Checksum {
+    let mut c = Checksum::default();
+    for (i, r) in records.iter().enumerate() {
+        c.add(&fields(i as u64, r));
+    }
+    c
+}
+
+/// (row count, checksum, min index, max index) of a session's stored events.
+pub fn stored(store: &Store, session: SessionId) -> (u64, Checksum, Option<i64>, Option<i64>) {
+    let mut stmt = store
+        .connection()
+        .prepare(
+            "SELECT event_index, ts_recv, ts_event, instrument_id, publisher_id, action, side, \
+             price, size, order_id, flags, sequence, channel_id, ts_in_delta \
+             FROM mbo_events WHERE session_id = ?1 ORDER BY event_index",
+        )
+        .unwrap();
+    let mut rows = stmt.query([session.0]).unwrap();
+    let mut c = Checksum::default();
+    let mut n = 0u64;
+    let (mut min, mut max) = (None, None);
+    while let Some(row) = rows.next().unwrap() {
+        let mut f = [0i64; 14];
+        for (i, v) in f.iter_mut().enumerate() {
+            *v = row.get(i).unwrap();
+        }
+        min = min.or(Some(f[0]));
+        max = Some(f[0]);
+        c.add(&f);
+        n += 1;
+    }
+    (n, c, min, max)
+}
+
+/// Sends `records` (stream indexes from `first`) through a writer in batches of `batch`.
+pub fn ingest(
+    db: &Path,
+    session: SessionId,
+    records: &[MboMsg],
+    first: u64,
+    batch: usize,
+) -> mbo_store::WriterStats {
+    let writer = Writer::spawn(db, session, 8).unwrap();
+    for (k, chunk) in records.chunks(batch).enumerate() {
+        writer
+            .send(Batch::new(first + (k * batch) as u64, chunk.to_vec()))
+            .unwrap();
+    }
+    writer.finish().unwrap()
+}
