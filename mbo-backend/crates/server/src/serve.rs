@@ -178,6 +178,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!(%url, source = %description, "listening");
     let hub = app.state().hub.clone();
     tokio::spawn(async move {
+        // Ready comes within milliseconds on a file or the simulator; a server started
+        // paused may wait indefinitely, so the polling backs off.
+        let mut wait = Duration::from_millis(5);
         loop {
             match hub.health() {
                 mbo_api::hub::Health::Ready => {
@@ -192,7 +195,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     return;
                 }
                 mbo_api::hub::Health::Starting => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_millis(250));
                 }
             }
         }
