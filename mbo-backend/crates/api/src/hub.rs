@@ -79,17 +79,16 @@ impl Directory {
         publisher: Option<u16>,
     ) -> Result<&Arc<BookEntry>, LookupError> {
         let id: Option<u32> = symbol.parse().ok();
-        let mut matching = self
+        let all: Vec<&Arc<BookEntry>> = self
             .entries
             .iter()
             .filter(|e| &*e.symbol == symbol || Some(e.key.instrument_id) == id)
-            .peekable();
-        if matching.peek().is_none() {
+            .collect();
+        let Some(first) = all.first() else {
             return Err(LookupError::UnknownSymbol);
-        }
-        let all: Vec<&Arc<BookEntry>> = matching.collect();
+        };
         match publisher {
-            None => Ok(all[0]),
+            None => Ok(first),
             Some(p) => all
                 .iter()
                 .find(|e| e.key.publisher_id == p)
@@ -199,19 +198,17 @@ impl MboBatch {
         if whole {
             let bytes = self
                 .json_all
-                .get_or_init(|| Bytes::from(self.write_json(None)))
+                .get_or_init(|| Bytes::from(self.write_json(None).0))
                 .clone();
             return (bytes, self.records.len());
         }
-        let count = self
-            .records
-            .iter()
-            .filter(|r| Some(r.hd.instrument_id) == instrument)
-            .count();
-        (Bytes::from(self.write_json(instrument)), count)
+        let (json, count) = self.write_json(instrument);
+        (Bytes::from(json), count)
     }
 
-    fn write_json(&self, instrument: Option<u32>) -> Vec<u8> {
+    /// The `mbo` event data for the records of `instrument` (all when `None`), and their
+    /// count.
+    fn write_json(&self, instrument: Option<u32>) -> (Vec<u8>, usize) {
         let keep = |r: &MboMsg| instrument.is_none_or(|id| r.hd.instrument_id == id);
         let count = self.records.iter().filter(|r| keep(r)).count();
         let mut out = Vec::with_capacity(96 + count * 110);
@@ -263,7 +260,7 @@ impl MboBatch {
             out.push(b']');
         }
         out.extend_from_slice(b"]}");
-        out
+        (out, count)
     }
 }
 

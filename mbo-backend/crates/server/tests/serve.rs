@@ -7,7 +7,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{export_book, export_levels, http, levels, Server, Sse};
+use harness::{export_book, export_levels, http, levels, serve, Server, Sse};
 use mbo_testkit::mbo_data;
 use serde_json::Value;
 
@@ -46,20 +46,7 @@ fn without_server_ts(mut v: Value) -> Value {
 async fn every_streamed_frame_equals_export_book_and_snapshot_equals_rest() {
     let file = clx5();
     let exported = export_book(&file, 10);
-    let server = Server::start(
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--dbn",
-            &file,
-            "--pace",
-            "rate",
-            "--rate",
-            "20000",
-        ],
-        &[],
-    );
+    let server = serve(&file, &["--pace", "rate", "--rate", "20000"]);
     server.ready().await;
     let mut sse = Sse::open(
         &server.url("/api/v1/stream?symbol=CLX5&depth=10&interval_ms=20"),
@@ -146,20 +133,7 @@ async fn every_streamed_frame_equals_export_book_and_snapshot_equals_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_event_id_resume_gets_a_snapshot_and_no_duplicates() {
     let file = clx5();
-    let server = Server::start(
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--dbn",
-            &file,
-            "--pace",
-            "rate",
-            "--rate",
-            "5000",
-        ],
-        &[],
-    );
+    let server = serve(&file, &["--pace", "rate", "--rate", "5000"]);
     server.ready().await;
     let url = server.url("/api/v1/stream?symbol=CLX5&depth=5&interval_ms=10");
     let mut sse = Sse::open(&url, None).await;
@@ -207,17 +181,7 @@ async fn last_event_id_resume_gets_a_snapshot_and_no_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_json_4xx() {
     let file = clx5();
-    let server = Server::start(
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--dbn",
-            &file,
-            "--start-paused",
-        ],
-        &[],
-    );
+    let server = serve(&file, &["--start-paused"]);
     // Paused at start: nothing applied yet, so the book is not there; play a little first.
     let (code, _) = server
         .post("/api/v1/replay", r#"{"action":"play","speed":"max"}"#, None)
@@ -361,21 +325,9 @@ async fn control_needs_the_token_when_one_is_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_over_the_cap_get_503_with_retry_after() {
     let file = clx5();
-    let server = Server::start(
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--dbn",
-            &file,
-            "--max-streams",
-            "3",
-            "--pace",
-            "rate",
-            "--rate",
-            "1000",
-        ],
-        &[],
+    let server = serve(
+        &file,
+        &["--max-streams", "3", "--pace", "rate", "--rate", "1000"],
     );
     server.ready().await;
     let mut open = Vec::new();
@@ -414,21 +366,7 @@ async fn streams_over_the_cap_get_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_gauge_returns_to_zero_after_500_abrupt_disconnects() {
     let file = clx5();
-    let server = Server::start(
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--dbn",
-            &file,
-            "--pace",
-            "rate",
-            "--rate",
-            "2000",
-            "--loop",
-        ],
-        &[],
-    );
+    let server = serve(&file, &["--pace", "rate", "--rate", "2000", "--loop"]);
     server.ready().await;
     let addr = server.base.trim_start_matches("http://").to_owned();
     let mut conns = Vec::new();
@@ -493,20 +431,7 @@ async fn clients_gauge_returns_to_zero_after_500_abrupt_disconnects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_open_streams_and_exits_cleanly() {
     let file = clx5();
-    let mut server = Server::start(
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--dbn",
-            &file,
-            "--pace",
-            "rate",
-            "--rate",
-            "1000",
-        ],
-        &[],
-    );
+    let mut server = serve(&file, &["--pace", "rate", "--rate", "1000"]);
     server.ready().await;
     let mut a = Sse::open(&server.url("/api/v1/stream?symbol=CLX5"), None).await;
     let mut b = Sse::open(&server.url("/api/v1/stream/mbo"), None).await;

@@ -9,7 +9,7 @@ mod harness;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use harness::{export_book, export_levels, http, levels, parse_block, Event, Server, Sse};
+use harness::{export_book, export_levels, http, levels, parse_block, serve, Event, Server, Sse};
 use mbo_testkit::mbo_data;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,13 +23,6 @@ const RSS_LIMIT_MB: f64 = 200.0;
 
 fn clx5() -> String {
     mbo_data("CLX5_mbo.dbn").display().to_string()
-}
-
-/// `mbo serve --bind 127.0.0.1:0 --dbn FILE EXTRA...`.
-fn serve(file: &str, extra: &[&str]) -> Server {
-    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--dbn", file];
-    args.extend_from_slice(extra);
-    Server::start(&args, &[])
 }
 
 fn addr(server: &Server) -> String {

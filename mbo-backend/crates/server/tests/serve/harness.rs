@@ -19,6 +19,13 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// `mbo serve --bind 127.0.0.1:0 --dbn FILE EXTRA...`.
+pub fn serve(file: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--dbn", file];
+    args.extend_from_slice(extra);
+    Server::start(&args, &[])
+}
+
 /// A running server; killed on drop.
 pub struct Server {
     child: Child,
