@@ -6,6 +6,9 @@
 //!
 //! ```text
 //! format: u8 = CHECKPOINT_FORMAT
+//! the book's event state (BookState) at the checkpoint:
+//!   event_index + 1 (0: no boundary yet), ts_event, ts_recv, sequence,
+//!   flags (bit 0: maybe_bad_book)
 //! per side, bids then asks:
 //!   level_count
 //!   per level, best first:
@@ -21,12 +24,12 @@
 //! order ids and priority timestamps of a queue are close. Side and price are implicit in the
 //! section and level, so they cost nothing per order.
 
-use mbo_book::{Book, OrderView, Side};
+use mbo_book::{Book, BookKey, BookState, OrderView, Side};
 
 use crate::{Result, StoreError};
 
 /// Format number stored in `checkpoints.format` and as the blob's first byte.
-pub const CHECKPOINT_FORMAT: u8 = 1;
+pub const CHECKPOINT_FORMAT: u8 = 2;
 
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -48,6 +51,12 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
 pub fn encode_checkpoint(book: &Book) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + book.order_count() * 6);
     out.push(CHECKPOINT_FORMAT);
+    let state = book.state();
+    put(&mut out, state.event_index.map_or(0, |i| i.wrapping_add(1)));
+    put(&mut out, state.ts_event);
+    put(&mut out, state.ts_recv);
+    put(&mut out, u64::from(state.sequence));
+    put(&mut out, u64::from(state.maybe_bad_book));
     for side in [Side::Bid, Side::Ask] {
         put(&mut out, book.level_count(side) as u64);
         let mut prev_price = 0i64;
@@ -104,19 +113,50 @@ impl Reader<'_> {
     }
 }
 
-/// Decodes a checkpoint into its orders: bids best level first, then asks, each level in
-/// queue order (the order [`Book::levels`] and [`Book::level_orders`] give).
+/// A decoded checkpoint: the book's event state and its orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedCheckpoint {
+    /// The book's state at the checkpoint (`in_event` is always false: checkpoints are
+    /// taken at event boundaries).
+    pub state: BookState,
+    /// Bids best level first, then asks, each level in queue order (the order
+    /// [`Book::levels`] and [`Book::level_orders`] give).
+    pub orders: Vec<OrderView>,
+}
+
+impl DecodedCheckpoint {
+    /// The book this checkpoint describes, exactly (see [`Book::restore`]).
+    pub fn into_book(self, key: BookKey) -> Book {
+        Book::restore(key, self.orders, self.state)
+    }
+}
+
+/// Decodes a checkpoint.
 ///
 /// # Errors
-/// [`StoreError::Checkpoint`] for an unknown format, truncated or trailing data, or a size
+/// [`StoreError::Checkpoint`] for an unknown format, truncated or trailing data, or a value
 /// out of range.
-pub fn decode_checkpoint(data: &[u8]) -> Result<Vec<OrderView>> {
+pub fn decode_checkpoint(data: &[u8]) -> Result<DecodedCheckpoint> {
     let mut r = Reader { data, pos: 0 };
     match data.first() {
         Some(&CHECKPOINT_FORMAT) => r.pos = 1,
         Some(_) => return Err(StoreError::Checkpoint("unknown format")),
         None => return Err(StoreError::Checkpoint("empty")),
     }
+    let event_index = r.get()?.checked_sub(1);
+    let ts_event = r.get()?;
+    let ts_recv = r.get()?;
+    let sequence =
+        u32::try_from(r.get()?).map_err(|_| StoreError::Checkpoint("sequence out of range"))?;
+    let flags = r.get()?;
+    let state = BookState {
+        event_index,
+        ts_event,
+        ts_recv,
+        sequence,
+        maybe_bad_book: flags & 1 != 0,
+        in_event: false,
+    };
     let mut orders = Vec::new();
     for side in [Side::Bid, Side::Ask] {
         let levels = r.count()?;
@@ -145,7 +185,7 @@ pub fn decode_checkpoint(data: &[u8]) -> Result<Vec<OrderView>> {
     if r.pos != data.len() {
         return Err(StoreError::Checkpoint("trailing bytes"));
     }
-    Ok(orders)
+    Ok(DecodedCheckpoint { state, orders })
 }
 
 #[cfg(test)]
@@ -166,12 +206,15 @@ mod tests {
             publisher_id: 1,
         });
         let blob = encode_checkpoint(&book);
-        assert_eq!(blob, vec![CHECKPOINT_FORMAT, 0, 0]);
-        assert!(matches!(decode_checkpoint(&blob), Ok(v) if v.is_empty()));
+        assert_eq!(blob, vec![CHECKPOINT_FORMAT, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(
+            matches!(decode_checkpoint(&blob), Ok(c) if c.orders.is_empty()
+            && c.state == BookState::default())
+        );
         assert!(decode_checkpoint(&[]).is_err());
-        assert!(decode_checkpoint(&[9, 0, 0]).is_err());
-        assert!(decode_checkpoint(&[CHECKPOINT_FORMAT, 0, 0, 0]).is_err());
+        assert!(decode_checkpoint(&[9, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(decode_checkpoint(&[CHECKPOINT_FORMAT, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(decode_checkpoint(&[CHECKPOINT_FORMAT, 0xff]).is_err());
-        assert!(decode_checkpoint(&[CHECKPOINT_FORMAT, 100, 0]).is_err());
+        assert!(decode_checkpoint(&[CHECKPOINT_FORMAT, 0, 0, 0, 0, 0, 100, 0]).is_err());
     }
 }

@@ -20,6 +20,8 @@
 //!   crash it says exactly where the committed data ends.
 //! * [`checkpoint`] encodes a book's full L3 state compactly (varint, delta-coded) for the
 //!   `checkpoints` table.
+//! * [`Recorder`] is what an ingesting process talks to: it batches applied records, skips
+//!   what is already stored, and takes checkpoint rounds of the whole market.
 //!
 //! ## Integer mapping
 //!
@@ -33,14 +35,18 @@
 
 pub mod checkpoint;
 mod error;
+mod recorder;
 pub mod schema;
 mod store;
 mod writer;
 
-pub use checkpoint::{decode_checkpoint, encode_checkpoint, CHECKPOINT_FORMAT};
+pub use checkpoint::{decode_checkpoint, encode_checkpoint, DecodedCheckpoint, CHECKPOINT_FORMAT};
 pub use error::{Result, StoreError};
+pub use recorder::{CheckpointPolicy, Recorder, RecorderOptions};
 pub use store::{SessionId, Store, StoreStats};
-pub use writer::{Batch, SymbolMapping, Writer, WriterStats};
+pub use writer::{
+    Batch, BatchObserver, BatchReport, Checkpoint, SymbolMapping, Writer, WriterStats,
+};
 
 /// The session key of a file's content: `file:sha256:<64 hex digits>` of its bytes as stored
 /// (compressed or not). The same file read again, under any name, maps to the same session.

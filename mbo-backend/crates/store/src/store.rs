@@ -143,6 +143,19 @@ impl Store {
         Ok(v.flatten().map(u64_from_sql))
     }
 
+    /// Index of the last checkpoint round of `session` (`None`: none yet).
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn last_checkpoint(&self, session: SessionId) -> Result<Option<u64>> {
+        let v: Option<i64> = self.conn.query_row(
+            "SELECT max(event_index) FROM checkpoints WHERE session_id = ?1",
+            [session.0],
+            |r| r.get(0),
+        )?;
+        Ok(v.map(u64_from_sql))
+    }
+
     /// Marks `session` as ended now.
     ///
     /// # Errors

@@ -44,6 +44,10 @@ const TRADE_INSERT: &str = "INSERT OR IGNORE INTO trades (session_id, event_inde
      instrument_id, publisher_id, ts_recv, ts_event, price, size, side) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
+const CHECKPOINT_INSERT: &str = "INSERT OR IGNORE INTO checkpoints (session_id, \
+     instrument_id, publisher_id, event_index, ts_recv, format, data, written_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
 const SYMBOL_UPSERT: &str = "INSERT INTO instruments (session_id, instrument_id, \
      publisher_id, symbol) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (session_id, instrument_id, \
      publisher_id) DO UPDATE SET symbol = excluded.symbol WHERE symbol <> excluded.symbol";
@@ -69,6 +73,22 @@ pub struct SymbolMapping {
     pub symbol: String,
 }
 
+/// One book's checkpoint (see [`crate::checkpoint`]), stored with the batch that holds its
+/// event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The book's instrument.
+    pub instrument_id: u32,
+    /// The book's publisher.
+    pub publisher_id: u16,
+    /// Index of the last record applied before the checkpoint (the round's index).
+    pub event_index: u64,
+    /// `ts_recv` of that record.
+    pub ts_recv: u64,
+    /// [`crate::encode_checkpoint`]'s blob.
+    pub data: Vec<u8>,
+}
+
 /// Consecutive records of one session's stream.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -79,18 +99,39 @@ pub struct Batch {
     pub records: Vec<MboMsg>,
     /// Symbol mappings to upsert with this batch (usually empty).
     pub symbols: Vec<SymbolMapping>,
+    /// Book checkpoints taken at indexes inside this batch (usually empty).
+    pub checkpoints: Vec<Checkpoint>,
 }
 
 impl Batch {
-    /// A batch without symbol mappings.
+    /// A batch of records only.
     pub fn new(first_index: u64, records: Vec<MboMsg>) -> Self {
         Self {
             first_index,
             records,
             symbols: Vec::new(),
+            checkpoints: Vec::new(),
         }
     }
 }
+
+/// What one committed batch did, handed to the writer's observer (metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Records in the batch.
+    pub records: u64,
+    /// Event rows inserted (duplicates are not counted).
+    pub events_written: u64,
+    /// Trade rows inserted.
+    pub trades_written: u64,
+    /// Checkpoint rows inserted.
+    pub checkpoints_written: u64,
+    /// Time to write and commit the batch.
+    pub commit_time: Duration,
+}
+
+/// Called on the writer thread after each committed batch.
+pub type BatchObserver = Box<dyn FnMut(&BatchReport) + Send>;
 
 /// What a writer did, returned by [`Writer::finish`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,6 +144,8 @@ pub struct WriterStats {
     pub events_written: u64,
     /// Trade rows actually inserted.
     pub trades_written: u64,
+    /// Checkpoint rows actually inserted.
+    pub checkpoints_written: u64,
     /// Total time spent writing and committing batches.
     pub commit_time_total: Duration,
     /// Longest single batch write + commit.
@@ -152,6 +195,20 @@ impl Writer {
     /// # Errors
     /// Opening or migrating the database; [`StoreError::Spawn`] if the thread cannot start.
     pub fn spawn(path: impl AsRef<Path>, session: SessionId, capacity: usize) -> Result<Self> {
+        Self::spawn_observed(path, session, capacity, Box::new(|_| {}))
+    }
+
+    /// As [`Writer::spawn`], calling `observer` on the writer thread after every committed
+    /// batch (how the server feeds its storage metrics without this crate knowing them).
+    ///
+    /// # Errors
+    /// As [`Writer::spawn`].
+    pub fn spawn_observed(
+        path: impl AsRef<Path>,
+        session: SessionId,
+        capacity: usize,
+        observer: BatchObserver,
+    ) -> Result<Self> {
         // Opened here, so a bad path fails the call instead of the first send.
         let mut conn = configure(path.as_ref())?;
         schema::migrate(&mut conn)?;
@@ -160,7 +217,7 @@ impl Writer {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("mbo-store-writer".into())
-            .spawn(move || run(conn, session.0, &rx, &thread_shared))
+            .spawn(move || run(conn, session.0, &rx, &thread_shared, observer))
             .map_err(StoreError::Spawn)?;
         Ok(Self {
             tx: Some(tx),
@@ -275,7 +332,13 @@ impl Drop for Writer {
 }
 
 /// The writer thread: one transaction per batch until the queue closes or an error.
-fn run(mut conn: Connection, session: i64, rx: &Receiver<Batch>, shared: &Shared) -> WriterStats {
+fn run(
+    mut conn: Connection,
+    session: i64,
+    rx: &Receiver<Batch>,
+    shared: &Shared,
+    mut observer: BatchObserver,
+) -> WriterStats {
     let multi_sql = event_insert_sql(ROWS_PER_INSERT);
     let single_sql = event_insert_sql(1);
     let mut stats = WriterStats::default();
@@ -283,15 +346,23 @@ fn run(mut conn: Connection, session: i64, rx: &Receiver<Batch>, shared: &Shared
         shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
         let start = Instant::now();
         match write_batch(&mut conn, session, &batch, &multi_sql, &single_sql) {
-            Ok((events, trades)) => {
+            Ok(report) => {
                 let took = start.elapsed();
+                let report = BatchReport {
+                    commit_time: took,
+                    ..report
+                };
                 stats.batches += 1;
-                stats.records += batch.records.len() as u64;
-                stats.events_written += events;
-                stats.trades_written += trades;
+                stats.records += report.records;
+                stats.events_written += report.events_written;
+                stats.trades_written += report.trades_written;
+                stats.checkpoints_written += report.checkpoints_written;
                 stats.commit_time_total += took;
                 stats.commit_time_max = stats.commit_time_max.max(took);
-                shared.events_written.fetch_add(events, Ordering::Relaxed);
+                shared
+                    .events_written
+                    .fetch_add(report.events_written, Ordering::Relaxed);
+                observer(&report);
             }
             Err(e) => {
                 *shared.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
@@ -334,17 +405,18 @@ fn bind_event(
     Ok(())
 }
 
-/// Writes one batch in one transaction; returns (events inserted, trades inserted).
+/// Writes one batch in one transaction; the report's `commit_time` is left to the caller.
 fn write_batch(
     conn: &mut Connection,
     session: i64,
     batch: &Batch,
     multi_sql: &str,
     single_sql: &str,
-) -> Result<(u64, u64)> {
+) -> Result<BatchReport> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut events = 0u64;
     let mut trades = 0u64;
+    let mut checkpoints = 0u64;
     {
         let mut multi = tx.prepare_cached(multi_sql)?;
         let mut single = tx.prepare_cached(single_sql)?;
@@ -391,6 +463,23 @@ fn write_batch(
             trades += trade.raw_execute()? as u64;
         }
 
+        if !batch.checkpoints.is_empty() {
+            let written_at = crate::store::now_ns();
+            let mut ins = tx.prepare_cached(CHECKPOINT_INSERT)?;
+            for c in &batch.checkpoints {
+                checkpoints += ins.execute(rusqlite::params![
+                    session,
+                    i64::from(c.instrument_id),
+                    i64::from(c.publisher_id),
+                    u64_to_sql(c.event_index),
+                    u64_to_sql(c.ts_recv),
+                    i64::from(crate::CHECKPOINT_FORMAT),
+                    c.data,
+                    written_at
+                ])? as u64;
+            }
+        }
+
         if !batch.symbols.is_empty() {
             let mut sym = tx.prepare_cached(SYMBOL_UPSERT)?;
             for m in &batch.symbols {
@@ -411,5 +500,11 @@ fn write_batch(
         }
     }
     tx.commit()?;
-    Ok((events, trades))
+    Ok(BatchReport {
+        records: batch.records.len() as u64,
+        events_written: events,
+        trades_written: trades,
+        checkpoints_written: checkpoints,
+        commit_time: Duration::ZERO,
+    })
 }

@@ -1,4 +1,5 @@
-//! Checkpoints of real books decode to exactly the book's orders, in priority order.
+//! Checkpoints of real books decode to exactly the book's orders, in priority order, and
+//! restore to the same book.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/common.rs"]
@@ -30,7 +31,17 @@ fn clx5_books_round_trip_at_many_points() {
             let book = market.book(applied.key).unwrap();
             let expected = orders(book);
             let blob = encode_checkpoint(book);
-            assert_eq!(decode_checkpoint(&blob).unwrap(), expected, "at record {i}");
+            let decoded = decode_checkpoint(&blob).unwrap();
+            assert_eq!(decoded.orders, expected, "at record {i}");
+            assert_eq!(decoded.state, *book.state(), "at record {i}");
+            // The restored book is the same book: levels, queues, state, integrity.
+            let restored = decoded.into_book(applied.key);
+            restored.check_integrity().unwrap();
+            assert_eq!(orders(&restored), expected, "at record {i}");
+            assert_eq!(restored.state(), book.state());
+            for side in [Side::Bid, Side::Ask] {
+                assert!(restored.levels(side).eq(book.levels(side)), "at record {i}");
+            }
             max_orders = max_orders.max(expected.len());
             if !expected.is_empty() {
                 // Compact: well under the 8+8+4+8+1 = 29 bytes of a raw order.

@@ -120,3 +120,31 @@ pub fn ingest(
     }
     writer.finish().unwrap()
 }
+
+/// Imports `records` the way the server's engine does: applied to a market in runs of
+/// `run` records, each run handed to a [`mbo_store::Recorder`] and a checkpoint round
+/// offered wherever no book is inside an event. Returns the writer's statistics and the
+/// indexes of the rounds taken.
+pub fn import(
+    db: &Path,
+    session: SessionId,
+    records: &[MboMsg],
+    options: mbo_store::RecorderOptions,
+    run: usize,
+) -> (mbo_store::WriterStats, Vec<u64>) {
+    let writer = Writer::spawn(db, session, 8).unwrap();
+    let mut recorder = mbo_store::Recorder::new(writer, options, None, None);
+    let mut market = mbo_book::Market::new();
+    let mut rounds = Vec::new();
+    for chunk in records.chunks(run) {
+        let first = market.next_index();
+        for r in chunk {
+            market.apply(r);
+        }
+        recorder.record(first, chunk).unwrap();
+        if recorder.boundary(&market).unwrap() {
+            rounds.push(market.next_index() - 1);
+        }
+    }
+    (recorder.finish().unwrap(), rounds)
+}
