@@ -19,6 +19,8 @@ help:
 # Settings come from .env / MBO_* (see .env.example); extra flags via ARGS="--dbn FILE ...".
 run:
 	cd $(BACKEND) && $(CARGO) build --release --locked -p mbo-server
+	@# Storage is on by default here (data/mbo.db) unless MBO_DB is set in the environment or .env.
+	if [ -z "$${MBO_DB+x}" ] && ! grep -qs '^MBO_DB=' .env; then export MBO_DB=data/mbo.db; fi; \
 	exec $(BACKEND)/target/release/mbo serve $(ARGS)
 
 check-data:

@@ -27,6 +27,7 @@ use crate::engine::{Engine, EngineClient};
 use crate::http::{router, AppState, StreamSlots};
 use crate::hub::{FeedInfo, Hub};
 use crate::metrics::Metrics;
+use crate::storage::Storage;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,9 @@ pub enum StartError {
     /// Metrics could not be registered (a bug).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The database cannot be opened or its writer started.
+    #[error("storage: {0}")]
+    Storage(#[from] mbo_store::StoreError),
     /// The server failed while serving.
     #[error("serving: {0}")]
     Serve(#[source] std::io::Error),
@@ -101,8 +105,20 @@ impl Application {
             feed.control,
         ));
         let shutdown = CancellationToken::new();
-        let (engine, client): (Engine, EngineClient) =
-            Engine::new(hub.clone(), metrics.clone(), feed.events, shutdown.clone());
+        let (recorder, storage) = match &config.storage {
+            Some(storage) => {
+                let (recorder, storage) = Storage::start(storage, &metrics)?;
+                (Some(recorder), Some(storage))
+            }
+            None => (None, None),
+        };
+        let (engine, client): (Engine, EngineClient) = Engine::new(
+            hub.clone(),
+            metrics.clone(),
+            feed.events,
+            shutdown.clone(),
+            recorder,
+        );
         let engine = engine_runtime.spawn(engine.run());
         let state = AppState {
             hub,
@@ -111,6 +127,7 @@ impl Application {
             streams: Arc::new(StreamSlots::new(config.max_streams)),
             config: Arc::new(config),
             shutdown,
+            storage,
         };
         Ok(Self {
             listener,
@@ -176,8 +193,10 @@ impl Application {
             }
         };
         token.cancel();
-        // The engine observes the token; it holds nothing that must be flushed yet.
-        let _ = tokio::time::timeout(timeout, self.engine).await;
+        // The engine observes the token and flushes storage before it returns: wait for
+        // that (the writer commits a batch in milliseconds, so this is not the place to
+        // give up on data).
+        let _ = self.engine.await;
         result
     }
 }

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Interval of SSE keep-alive comments.
     pub keep_alive: Duration,
+    /// Store the feed in SQLite (`None`: storage off).
+    pub storage: Option<crate::storage::StorageConfig>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +55,7 @@ impl Default for ServerConfig {
             static_dir: None,
             shutdown_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(15),
+            storage: None,
         }
     }
 }

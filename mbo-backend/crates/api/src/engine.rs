@@ -38,6 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use dbn::MboMsg;
 use mbo_book::{Book, BookKey, Counters, LevelView, Market, OrderView, Side};
 use mbo_feed::{FeedError, FeedEvent};
+use mbo_store::Recorder;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +52,8 @@ pub const CYCLE_BUDGET: Duration = Duration::from_millis(1);
 pub const MAX_HELD: usize = 1 << 16;
 /// Requests queued for the engine; beyond this, readers are told the server is busy.
 pub const REQUEST_QUEUE: usize = 1024;
+/// How often an idle engine checks whether a partial storage batch is due.
+const STORAGE_FLUSH_CHECK: Duration = Duration::from_millis(50);
 /// Requests answered between two feed batches at most (the feed is never starved).
 const REQUESTS_PER_TURN: usize = 64;
 
@@ -231,6 +234,8 @@ pub struct Engine {
     feed_open: bool,
     /// When the last cycle was published.
     last_publish: Instant,
+    /// Where applied records are stored (`None`: storage off, or failed).
+    recorder: Option<Recorder>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -250,6 +255,7 @@ impl Engine {
         metrics: Arc<Metrics>,
         events: mpsc::Receiver<Result<FeedEvent, FeedError>>,
         shutdown: CancellationToken,
+        recorder: Option<Recorder>,
     ) -> (Self, EngineClient) {
         let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
         let engine = Self {
@@ -269,15 +275,22 @@ impl Engine {
             last_counters: Counters::default(),
             feed_open: true,
             last_publish: Instant::now(),
+            recorder,
         };
         (engine, EngineClient { requests: tx })
     }
 
-    /// Runs until shutdown (or until both the feed and every request sender are gone).
+    /// Runs until shutdown (or until both the feed and every request sender are gone), then
+    /// flushes storage: every applied record is committed before this returns.
     pub async fn run(mut self) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.symbols(self.hub.feed.symbol_mappings());
+        }
         loop {
+            let flush_due = self.recorder.as_ref().is_some_and(Recorder::has_pending);
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
+                () = tokio::time::sleep(STORAGE_FLUSH_CHECK), if flush_due => self.storage_tick(),
                 req = self.requests.recv() => match req {
                     Some(req) => {
                         self.answer(req);
@@ -298,7 +311,41 @@ impl Engine {
                 ev = self.events.recv(), if self.feed_open => self.cycle(ev).await,
             }
         }
+        if let Some(recorder) = self.recorder.take() {
+            // Blocking on the ingest thread at shutdown: nothing else needs it any more.
+            match recorder.finish() {
+                Ok(stats) => tracing::info!(
+                    batches = stats.batches,
+                    events_written = stats.events_written,
+                    trades_written = stats.trades_written,
+                    checkpoints_written = stats.checkpoints_written,
+                    backpressure_s = stats.blocked_time.as_secs_f64(),
+                    "storage flushed"
+                ),
+                Err(e) => {
+                    self.metrics.storage_errors.inc();
+                    tracing::error!(error = %e, "storage: the last batches were not written");
+                }
+            }
+        }
         tracing::debug!(engine = ?self, "engine stopped");
+    }
+
+    /// Flushes a partial storage batch that has waited long enough.
+    fn storage_tick(&mut self) {
+        if let Some(recorder) = &mut self.recorder {
+            if let Err(e) = recorder.tick() {
+                self.storage_failed(&e);
+            }
+        }
+    }
+
+    /// Storage stopped working (disk full, file removed...): say so loudly and keep serving
+    /// the live market without it, rather than stopping the feed for every client.
+    fn storage_failed(&mut self, e: &mbo_store::StoreError) {
+        self.metrics.storage_errors.inc();
+        tracing::error!(error = %e, "storage failed: continuing without storage");
+        self.recorder = None;
     }
 
     async fn drain_feed_only(&mut self) {
@@ -361,6 +408,7 @@ impl Engine {
             };
         }
         self.publish();
+        self.storage_tick();
         self.last_publish = Instant::now();
     }
 
@@ -484,6 +532,16 @@ impl Engine {
         self.metrics
             .apply_seconds
             .observe(started.elapsed().as_secs_f64());
+        if let Some(recorder) = &mut self.recorder {
+            // Blocks while the writer's queue is full: backpressure (see `storage`).
+            let mut stored = recorder.record(first_index, &batch);
+            if stored.is_ok() && self.open.is_empty() {
+                stored = recorder.boundary(&self.market).map(|_| ());
+            }
+            if let Err(e) = stored {
+                self.storage_failed(&e);
+            }
+        }
         if self.hub.mbo.receiver_count() > 0 {
             let b = MboBatch::new(self.epoch, first_index, unix_ns(), batch);
             // No receiver left between the check and the send is harmless.

@@ -50,6 +50,8 @@ pub struct AppState {
     pub streams: Arc<StreamSlots>,
     /// Cancelled at shutdown: streams end.
     pub shutdown: CancellationToken,
+    /// The database the feed is stored in (`None`: storage off).
+    pub storage: Option<Arc<crate::storage::Storage>>,
 }
 
 /// The router with every route.

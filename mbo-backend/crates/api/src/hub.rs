@@ -310,6 +310,20 @@ impl FeedInfo {
         }
     }
 
+    /// The feed's symbol mappings, for storage (`publisher_id` 0: the mapping holds for every
+    /// publisher, which is what a DBN file's metadata says).
+    pub fn symbol_mappings(&self) -> Vec<mbo_store::SymbolMapping> {
+        self.metadata
+            .symbols
+            .iter()
+            .map(|s| mbo_store::SymbolMapping {
+                instrument_id: s.instrument_id,
+                publisher_id: 0,
+                symbol: s.symbol.clone(),
+            })
+            .collect()
+    }
+
     /// The symbol of `instrument_id` (its id as text when unknown).
     pub fn symbol_of(&self, instrument_id: u32) -> Arc<str> {
         self.symbols

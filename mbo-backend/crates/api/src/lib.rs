@@ -18,6 +18,9 @@
 //!   much it lost (`lagged`) and resynchronised with a snapshot; it never holds memory or
 //!   slows the engine.
 //! * [`http`]: the Axum router (REST, SSE, control, `/metrics`, OpenAPI, the status page).
+//! * [`storage`]: the engine hands every applied record and, at boundaries, checkpoint
+//!   rounds to an [`mbo_store::Recorder`] (SQLite on a writer thread, with backpressure);
+//!   the history endpoints read the same file.
 //! * [`metrics`]: Prometheus metrics, updated by the engine once per cycle (never per record)
 //!   and by an HTTP middleware labelled by route template.
 //!
@@ -60,6 +63,7 @@ pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod storage;
 
 pub use app::{Application, IngestRuntime};
 pub use config::ServerConfig;

@@ -7,8 +7,8 @@
 
 use mbo_book::Counters;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::frame::BookFrame;
@@ -65,6 +65,23 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// HTTP request duration (time to response headers) by route template and method.
     pub http_seconds: HistogramVec,
+    /// Rows inserted into storage by table (`events`, `trades`, `checkpoints`).
+    pub storage_rows: IntCounterVec,
+    /// Records per committed storage batch.
+    pub storage_batch_records: Histogram,
+    /// Time to write and commit one storage batch.
+    pub storage_commit_seconds: Histogram,
+    /// Batches waiting for the storage writer (set at scrape time).
+    pub storage_queue_depth: IntGauge,
+    /// Time the ingest spent blocked because storage fell behind (brought up to date at
+    /// scrape time).
+    pub storage_backpressure_seconds: Counter,
+    /// Database file plus WAL size, bytes (set at scrape time).
+    pub storage_db_bytes: IntGauge,
+    /// Storage failures (the server then keeps serving without storage).
+    pub storage_errors: IntCounter,
+    /// Rows deleted by retention, by table.
+    pub storage_retention_deleted: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(
@@ -239,6 +256,64 @@ impl Metrics {
                     &["route", "method"],
                 ),
             )?,
+            storage_rows: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("storage_rows_written_total", "Rows inserted into storage"),
+                    &["table"],
+                ),
+            )?,
+            storage_batch_records: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "storage_batch_records",
+                        "Records per committed storage batch",
+                    )
+                    .buckets(vec![
+                        1.0, 16.0, 64.0, 256.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+                    ]),
+                ),
+            )?,
+            storage_commit_seconds: reg(
+                &r,
+                hist(
+                    "storage_commit_seconds",
+                    "Time to write and commit one storage batch",
+                ),
+            )?,
+            storage_queue_depth: reg(
+                &r,
+                IntGauge::new(
+                    "storage_queue_depth",
+                    "Batches waiting for the storage writer",
+                ),
+            )?,
+            storage_backpressure_seconds: reg(
+                &r,
+                Counter::new(
+                    "storage_backpressure_seconds_total",
+                    "Time the ingest spent blocked because storage fell behind",
+                ),
+            )?,
+            storage_db_bytes: reg(
+                &r,
+                IntGauge::new("storage_db_bytes", "Database file plus WAL size, bytes"),
+            )?,
+            storage_errors: reg(
+                &r,
+                IntCounter::new("storage_errors_total", "Storage failures"),
+            )?,
+            storage_retention_deleted: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "storage_retention_deleted_total",
+                        "Rows deleted by retention",
+                    ),
+                    &["table"],
+                ),
+            )?,
             registry: r,
         })
     }
@@ -296,6 +371,36 @@ impl Metrics {
         self.book_levels
             .with_label_values(&[s, "ask"])
             .set(i64::try_from(f.ask_levels).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one committed storage batch (called on the writer thread).
+    pub fn record_storage_batch(&self, report: &mbo_store::BatchReport) {
+        let rows = [
+            ("events", report.events_written),
+            ("trades", report.trades_written),
+            ("checkpoints", report.checkpoints_written),
+        ];
+        for (table, n) in rows {
+            if n > 0 {
+                self.storage_rows.with_label_values(&[table]).inc_by(n);
+            }
+        }
+        self.storage_batch_records.observe(report.records as f64);
+        self.storage_commit_seconds
+            .observe(report.commit_time.as_secs_f64());
+    }
+
+    /// Refreshes the storage gauges (at scrape time: they cost nothing between scrapes).
+    pub fn record_storage_state(&self, storage: &crate::storage::Storage) {
+        self.storage_queue_depth
+            .set(i64::try_from(storage.queue_depth()).unwrap_or(i64::MAX));
+        let blocked = storage.backpressure_seconds();
+        let counted = self.storage_backpressure_seconds.get();
+        if blocked > counted {
+            self.storage_backpressure_seconds.inc_by(blocked - counted);
+        }
+        self.storage_db_bytes
+            .set(i64::try_from(storage.db_bytes()).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition of every metric.

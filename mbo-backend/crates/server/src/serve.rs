@@ -12,10 +12,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use mbo_api::config::Secret;
+use mbo_api::storage::StorageConfig;
 use mbo_api::{Application, ServerConfig};
 use mbo_feed::databento::{spawn_live, ApiKey, LiveConfig};
 use mbo_feed::replay::open_file_source;
 use mbo_feed::{spawn_replay, Feed, SimConfig, Simulator};
+use mbo_store::{CheckpointPolicy, RecorderOptions, Store};
 
 use crate::cli::{parse_duration, PaceMode};
 
@@ -90,6 +92,23 @@ pub struct ServeArgs {
     /// Longest wait for open connections at shutdown.
     #[arg(long, env = "MBO_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Store every record, trades and book checkpoints in this SQLite file (created if
+    /// missing; `make run` uses data/mbo.db).
+    #[arg(long, env = "MBO_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Turn storage off even when MBO_DB is set.
+    #[arg(long, env = "MBO_NO_DB")]
+    pub no_db: bool,
+    /// Continue the replay where the stored data of this source ends (needs --db).
+    #[arg(long, env = "MBO_RESUME")]
+    pub resume: bool,
+    /// Storage: a checkpoint round of every book at least every N records.
+    #[arg(long, env = "MBO_CHECKPOINT_EVENTS", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_events: u64,
+    /// Storage: a checkpoint round at least this often (e.g. 60s) on a quiet feed.
+    #[arg(long, env = "MBO_CHECKPOINT_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub checkpoint_interval: Duration,
     /// Log format.
     #[arg(long, env = "MBO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -148,16 +167,45 @@ fn init_logging(args: &ServeArgs) -> Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let started = std::time::Instant::now();
+    if args.resume && args.db_path().is_none() {
+        bail!("--resume needs storage: give --db PATH (or MBO_DB) and no --no-db");
+    }
+    let sim_start = sim_start_ts();
+    let plan = match args.db_path() {
+        Some(path) => {
+            let args = args.clone();
+            let path = path.to_owned();
+            Some(
+                tokio::task::spawn_blocking(move || plan_storage(&args, &path, sim_start))
+                    .await
+                    .context("opening the database")??,
+            )
+        }
+        None => None,
+    };
     // The feed and the engine get a thread of their own (see mbo_api::app).
     let ingest = mbo_api::IngestRuntime::start().context("starting the ingest thread")?;
     let (feed, description) = {
         let args = args.clone();
+        let sim_start = plan.as_ref().map_or(sim_start, |p| p.sim_start);
+        let resume_ts = plan.as_ref().and_then(|p| p.resume_ts);
         ingest
             .handle()
-            .spawn(async move { open_feed(&args).await })
+            .spawn(async move { open_feed(&args, sim_start, resume_ts).await })
             .await
             .context("opening the feed")??
     };
+    if let Some(plan) = &plan {
+        let resumed = plan
+            .resume_ts
+            .map_or_else(String::new, |ts| format!(", resuming at ts_recv {ts}"));
+        println!(
+            "mbo: storing to {} (session {}, {} records stored{resumed})",
+            plan.config.path.display(),
+            plan.config.session.0,
+            plan.config.stored_through.map_or(0, |i| i + 1),
+        );
+    }
     let config = ServerConfig {
         bind: args.bind,
         max_streams: args.max_streams,
@@ -168,6 +216,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .map(Secret::new),
         static_dir: Some(args.static_dir.clone()),
         shutdown_timeout: args.shutdown_timeout,
+        storage: plan.map(|p| p.config),
         ..ServerConfig::default()
     };
     let app = Application::build_on(config, feed, description.clone(), ingest.handle())
@@ -227,7 +276,107 @@ fn display_url(addr: SocketAddr) -> String {
     format!("http://{ip}:{}/", addr.port())
 }
 
-async fn open_feed(args: &ServeArgs) -> Result<(Feed, String)> {
+/// What storage will do, decided before the feed starts.
+struct StoragePlan {
+    config: StorageConfig,
+    /// Seek here once the feed is open (`--resume` with data stored).
+    resume_ts: Option<u64>,
+    /// The simulator's start (a resumed simulator continues its stored run).
+    sim_start: u64,
+}
+
+impl ServeArgs {
+    /// The database, unless storage is off.
+    fn db_path(&self) -> Option<&std::path::Path> {
+        // An empty MBO_DB means "no database" (SQLite would open a temporary one).
+        self.db
+            .as_deref()
+            .filter(|p| !self.no_db && !p.as_os_str().is_empty())
+    }
+
+    /// The session key prefix of this simulator configuration (its start time follows).
+    fn sim_key_prefix(&self) -> String {
+        format!(
+            "sim:seed:{}:instruments:{}:activity:{}:start:",
+            self.sim_seed, self.sim_instruments, self.sim_activity
+        )
+    }
+}
+
+/// The simulated market opened ten minutes ago (see `open_feed`).
+fn sim_start_ts() -> u64 {
+    mbo_api::engine::unix_ns().saturating_sub(SIM_WARM_UP.as_nanos() as u64)
+}
+
+/// Opens (creating) the database and picks the feed session: a file's content hash, a
+/// simulator run (seed, settings and start time; `--resume` continues the latest run), a
+/// live session. Blocking (hashes the file).
+fn plan_storage(args: &ServeArgs, path: &std::path::Path, sim_start: u64) -> Result<StoragePlan> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    }
+    let store =
+        Store::open(path).with_context(|| format!("opening the database {}", path.display()))?;
+    let mut sim_start = sim_start;
+    let (source, key, dataset) = if let Some(file) = &args.dbn {
+        let key = mbo_store::file_source_key(file)
+            .with_context(|| format!("hashing {}", file.display()))?;
+        ("file", key, None)
+    } else if args.live {
+        let key = format!(
+            "live:{}:{}:start:{}",
+            args.dataset,
+            args.symbols.join(","),
+            mbo_api::engine::unix_ns()
+        );
+        ("live", key, Some(args.dataset.clone()))
+    } else {
+        let prefix = args.sim_key_prefix();
+        if args.resume {
+            if let Some((_, key)) = store.latest_session_with_prefix(&prefix)? {
+                if let Some(ts) = key.get(prefix.len()..).and_then(|t| t.parse().ok()) {
+                    sim_start = ts;
+                }
+            }
+        }
+        (
+            "simulator",
+            format!("{prefix}{sim_start}"),
+            Some("SIM".to_owned()),
+        )
+    };
+    let session = store.session(source, &key, dataset.as_deref())?;
+    let stored_through = store.last_index(session)?;
+    let last_round = store.last_checkpoint(session)?;
+    let resume_ts = match (args.resume, stored_through) {
+        (true, Some(i)) => store.event_ts(session, i)?,
+        _ => None,
+    };
+    Ok(StoragePlan {
+        config: StorageConfig {
+            path: path.to_owned(),
+            session,
+            stored_through,
+            last_round,
+            recorder: RecorderOptions {
+                checkpoints: CheckpointPolicy {
+                    every_events: args.checkpoint_events,
+                    every: args.checkpoint_interval,
+                },
+                ..RecorderOptions::default()
+            },
+        },
+        resume_ts,
+        sim_start,
+    })
+}
+
+async fn open_feed(
+    args: &ServeArgs,
+    sim_start: u64,
+    resume_ts: Option<u64>,
+) -> Result<(Feed, String)> {
     if let Some(path) = &args.dbn {
         let options = args.replay_options()?;
         let p = path.clone();
@@ -239,6 +388,12 @@ async fn open_feed(args: &ServeArgs) -> Result<(Feed, String)> {
             |n| n.to_string_lossy().into_owned(),
         );
         let feed = spawn_replay(Box::new(source), metadata, options);
+        if let (Some(ts), Some(control)) = (resume_ts, &feed.control) {
+            control
+                .send(mbo_feed::ReplayCommand::Seek(ts))
+                .await
+                .context("resuming the replay")?;
+        }
         return Ok((feed, name));
     }
     if args.live {
@@ -264,16 +419,17 @@ async fn open_feed(args: &ServeArgs) -> Result<(Feed, String)> {
     }
     // The simulated market opened ten minutes ago and the replay seeks to now: the books are
     // already built when the first client arrives (the minutes are fast-forwarded in
-    // milliseconds), and the clock then reads like a live market's.
-    let now = mbo_api::engine::unix_ns();
-    config.start_ts = now.saturating_sub(SIM_WARM_UP.as_nanos() as u64);
+    // milliseconds), and the clock then reads like a live market's. A resumed run seeks to
+    // where its stored data ends instead.
+    config.start_ts = sim_start;
     let sim = Simulator::new(config)?;
     let metadata = sim.metadata();
     let options = args.replay_options()?;
     let feed = spawn_replay(Box::new(sim), metadata, options);
     if let Some(control) = &feed.control {
+        let target = resume_ts.unwrap_or_else(|| sim_start + SIM_WARM_UP.as_nanos() as u64);
         control
-            .send(mbo_feed::ReplayCommand::Seek(now))
+            .send(mbo_feed::ReplayCommand::Seek(target))
             .await
             .context("warming up the simulator")?;
     }

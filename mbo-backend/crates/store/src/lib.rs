@@ -45,7 +45,7 @@ pub use error::{Result, StoreError};
 pub use recorder::{CheckpointPolicy, Recorder, RecorderOptions};
 pub use store::{SessionId, Store, StoreStats};
 pub use writer::{
-    Batch, BatchObserver, BatchReport, Checkpoint, SymbolMapping, Writer, WriterStats,
+    Batch, BatchObserver, BatchReport, Checkpoint, SymbolMapping, Writer, WriterProbe, WriterStats,
 };
 
 /// The session key of a file's content: `file:sha256:<64 hex digits>` of its bytes as stored

@@ -143,6 +143,40 @@ impl Store {
         Ok(v.flatten().map(u64_from_sql))
     }
 
+    /// `ts_recv` of the stored event `index` of `session` (`None`: not stored).
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn event_ts(&self, session: SessionId, index: u64) -> Result<Option<u64>> {
+        let v: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT ts_recv FROM mbo_events WHERE session_id = ?1 AND event_index = ?2",
+                params![session.0, crate::u64_to_sql(index)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(v.map(u64_from_sql))
+    }
+
+    /// The most recent session whose `source_key` starts with `prefix` (how a restarted
+    /// simulator finds the run it resumes): its id and key.
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn latest_session_with_prefix(&self, prefix: &str) -> Result<Option<(SessionId, String)>> {
+        let v = self
+            .conn
+            .query_row(
+                "SELECT id, source_key FROM feed_sessions \
+                 WHERE substr(source_key, 1, length(?1)) = ?1 ORDER BY id DESC LIMIT 1",
+                [prefix],
+                |r| Ok((SessionId(r.get(0)?), r.get(1)?)),
+            )
+            .optional()?;
+        Ok(v)
+    }
+
     /// Index of the last checkpoint round of `session` (`None`: none yet).
     ///
     /// # Errors

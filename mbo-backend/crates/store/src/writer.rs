@@ -176,6 +176,27 @@ impl Shared {
     }
 }
 
+/// Reads a [`Writer`]'s live figures from anywhere (see [`Writer::probe`]).
+#[derive(Debug, Clone)]
+pub struct WriterProbe(Arc<Shared>);
+
+impl WriterProbe {
+    /// Batches queued and not yet being written.
+    pub fn queue_depth(&self) -> u64 {
+        self.0.queue_depth.load(Ordering::Relaxed)
+    }
+
+    /// Total time senders spent blocked on a full queue.
+    pub fn blocked_time(&self) -> Duration {
+        Duration::from_nanos(self.0.blocked_ns.load(Ordering::Relaxed))
+    }
+
+    /// Event rows inserted so far.
+    pub fn events_written(&self) -> u64 {
+        self.0.events_written.load(Ordering::Relaxed)
+    }
+}
+
 /// A handle to the writer thread (see the module docs).
 ///
 /// Dropping it without [`Writer::finish`] also flushes: every batch already sent is written
@@ -296,6 +317,12 @@ impl Writer {
     /// Batches queued and not yet being written (queue depth metric).
     pub fn queue_depth(&self) -> u64 {
         self.shared.queue_depth.load(Ordering::Relaxed)
+    }
+
+    /// A cheap handle reading this writer's queue depth and backpressure time from another
+    /// thread (the metrics endpoint), valid after the writer is gone.
+    pub fn probe(&self) -> WriterProbe {
+        WriterProbe(Arc::clone(&self.shared))
     }
 
     /// Event rows inserted so far.

@@ -27,6 +27,9 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
             _ => 0.0,
         });
     }
+    if let Some(storage) = &s.storage {
+        m.record_storage_state(storage);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -163,6 +163,28 @@ impl Server {
         kb / 1024.0
     }
 
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Polls `GET /api/v1/replay` until its `state` is `state` (at most `within`).
+    pub async fn wait_state(&self, state: &str, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let (_, st) = self.get("/api/v1/replay").await;
+            if st["state"] == state {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replay not {state} after {within:?}: {st}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status (at most `within`).
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         let _ = Command::new("kill")
