@@ -119,7 +119,7 @@ impl Application {
             shutdown.clone(),
             recorder,
         );
-        let engine = engine_runtime.spawn(engine.run());
+        let engine = engine_runtime.spawn(engine.with_storage(storage.clone()).run());
         let state = AppState {
             hub,
             engine: client,

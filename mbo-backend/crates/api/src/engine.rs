@@ -236,6 +236,10 @@ pub struct Engine {
     last_publish: Instant,
     /// Where applied records are stored (`None`: storage off, or failed).
     recorder: Option<Recorder>,
+    /// The database seeks restore checkpoint rounds from (`None`: storage off).
+    storage: Option<Arc<crate::storage::Storage>>,
+    /// Its connection, opened at the first restore.
+    rounds: Option<mbo_store::Store>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -276,8 +280,37 @@ impl Engine {
             feed_open: true,
             last_publish: Instant::now(),
             recorder,
+            storage: None,
+            rounds: None,
         };
         (engine, EngineClient { requests: tx })
+    }
+
+    /// Lets seeks restore checkpoint rounds from `storage` (see [`ReplayCommand::SeekFrom`]
+    /// (mbo_feed::ReplayCommand::SeekFrom)).
+    #[must_use]
+    pub fn with_storage(mut self, storage: Option<Arc<crate::storage::Storage>>) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// Restores every book of the round `index` into the (just reset) market.
+    fn restore_round(&mut self, index: u64) -> Result<usize, mbo_store::StoreError> {
+        let Some(storage) = &self.storage else {
+            return Err(mbo_store::StoreError::WriterStopped);
+        };
+        let store = match self.rounds.take() {
+            Some(store) => store,
+            None => mbo_store::Store::open(&storage.path)?,
+        };
+        let books = store.round_books(storage.session, index);
+        self.rounds = Some(store);
+        let books = books?;
+        let n = books.len();
+        for book in books {
+            self.market.insert_book(book);
+        }
+        Ok(n)
     }
 
     /// Runs until shutdown (or until both the feed and every request sender are gone), then
@@ -431,6 +464,31 @@ impl Engine {
                 self.last_counters = Counters::default();
                 self.market.reset();
                 self.market.set_next_index(next_index);
+                if next_index > 0 {
+                    // A seek from a checkpoint round: the replay skipped the records up to
+                    // it, the round gives the books there.
+                    let started = Instant::now();
+                    match self.restore_round(next_index - 1) {
+                        Ok(books) if books > 0 => tracing::info!(
+                            round = next_index - 1,
+                            books,
+                            ms = started.elapsed().as_secs_f64() * 1e3,
+                            "books restored from a checkpoint round"
+                        ),
+                        outcome => {
+                            // Cannot happen unless the file changed under us; a full seek
+                            // rebuilds from the beginning instead.
+                            tracing::error!(?outcome, round = next_index - 1, "checkpoint round unavailable: seeking from the start");
+                            if let (mbo_feed::ResetReason::Seek { ts }, Some(replay)) =
+                                (&reason, &self.hub.replay)
+                            {
+                                let _ = replay
+                                    .commands
+                                    .try_send(mbo_feed::ReplayCommand::Seek(*ts));
+                            }
+                        }
+                    }
+                }
                 self.epoch += 1;
                 self.hub.epoch.store(self.epoch, Ordering::Release);
                 self.reset = true;

@@ -10,6 +10,7 @@
 
 pub mod control;
 pub mod docs;
+pub mod history;
 pub mod mbo_stream;
 pub mod observe;
 pub mod rest;
@@ -62,6 +63,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/instruments", get(rest::instruments))
         .route("/api/v1/book/{symbol}", get(rest::book))
         .route("/api/v1/book/{symbol}/level", get(rest::level))
+        .route("/api/v1/book/{symbol}/at", get(history::book_at))
+        .route("/api/v1/trades", get(history::trades))
+        .route("/api/v1/bars", get(history::bars))
+        .route("/api/v1/history/mbo", get(history::history_mbo))
         .route(
             "/api/v1/replay",
             get(control::status).post(control::command),

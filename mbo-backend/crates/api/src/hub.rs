@@ -231,38 +231,74 @@ impl MboBatch {
                 out.push(b',');
             }
             first = false;
-            out.push(b'[');
-            out.extend_from_slice(n.format(self.first_index + i as u64).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(n.format(r.ts_recv).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(n.format(r.hd.ts_event).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(n.format(r.hd.instrument_id).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(n.format(r.hd.publisher_id).as_bytes());
-            out.extend_from_slice(b",\"");
-            push_code(&mut out, r.action as u8);
-            out.extend_from_slice(b"\",\"");
-            push_code(&mut out, r.side as u8);
-            out.extend_from_slice(b"\",");
-            out.extend_from_slice(n.format(r.price).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(n.format(r.size).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(n.format(r.order_id).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(n.format(r.flags.raw()).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(n.format(r.sequence).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(n.format(r.channel_id).as_bytes());
-            out.push(b']');
+            write_record_array(&mut out, &mut n, self.first_index + i as u64, r, false);
         }
         out.extend_from_slice(b"]}");
         (out, count)
     }
 }
+
+/// Appends `[index, ts_recv, ts_event, instrument_id, publisher_id, "action", "side", price,
+/// size, order_id, flags, sequence, channel_id]` ([`MBO_FIELDS`]), plus `ts_in_delta` when
+/// `with_ts_in_delta` (the history stream's [`HISTORY_FIELDS`]).
+pub fn write_record_array(
+    out: &mut Vec<u8>,
+    n: &mut itoa::Buffer,
+    index: u64,
+    r: &MboMsg,
+    with_ts_in_delta: bool,
+) {
+    out.push(b'[');
+    out.extend_from_slice(n.format(index).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(n.format(r.ts_recv).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(n.format(r.hd.ts_event).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(n.format(r.hd.instrument_id).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(n.format(r.hd.publisher_id).as_bytes());
+    out.extend_from_slice(b",\"");
+    push_code(out, r.action as u8);
+    out.extend_from_slice(b"\",\"");
+    push_code(out, r.side as u8);
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(n.format(r.price).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(n.format(r.size).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(n.format(r.order_id).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(n.format(r.flags.raw()).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(n.format(r.sequence).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(n.format(r.channel_id).as_bytes());
+    if with_ts_in_delta {
+        out.push(b',');
+        out.extend_from_slice(n.format(r.ts_in_delta).as_bytes());
+    }
+    out.push(b']');
+}
+
+/// Columns of each record in a history stream: [`MBO_FIELDS`] and `ts_in_delta` (every
+/// field of the stored record).
+pub const HISTORY_FIELDS: [&str; 14] = [
+    "index",
+    "ts_recv",
+    "ts_event",
+    "instrument_id",
+    "publisher_id",
+    "action",
+    "side",
+    "price",
+    "size",
+    "order_id",
+    "flags",
+    "sequence",
+    "channel_id",
+    "ts_in_delta",
+];
 
 /// Action and side codes are ASCII letters; anything else (corrupt input) is sent as `?` so
 /// the JSON stays valid.

@@ -12,14 +12,36 @@
 //! being served from the last published state.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use mbo_store::query::HistoryReader;
 use mbo_store::{Recorder, RecorderOptions, SessionId, StoreError, Writer, WriterProbe};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
 
 /// Batches queued for the writer at most (each up to `batch_records` records).
 pub const WRITER_QUEUE: usize = 16;
+/// History reads (time travel, trades, bars, a history stream's pages) running at once at
+/// most: each holds a blocking thread and a SQLite connection.
+pub const MAX_READERS: usize = 4;
+/// Longest a history read waits for a free reader before the client is told to retry.
+pub const READER_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a history read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Every reader stayed busy for [`READER_WAIT`].
+    #[error("every history reader is busy; retry shortly")]
+    Busy,
+    /// The store answered an error.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blocking task died (a bug).
+    #[error("history read task failed")]
+    Task,
+}
 
 /// Where and how the server stores its feed.
 #[derive(Debug, Clone)]
@@ -66,6 +88,8 @@ impl Storage {
             path: config.path.clone(),
             session: config.session,
             probe: writer.probe(),
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(MAX_READERS)),
         });
         let recorder = Recorder::new(
             writer,
@@ -74,6 +98,67 @@ impl Storage {
             config.last_round,
         );
         Ok((recorder, storage))
+    }
+
+    /// Waits (at most [`READER_WAIT`]) for one of the [`MAX_READERS`] read slots.
+    ///
+    /// # Errors
+    /// [`ReadError::Busy`] when none frees up in time.
+    pub async fn read_slot(&self) -> Result<OwnedSemaphorePermit, ReadError> {
+        match tokio::time::timeout(READER_WAIT, Arc::clone(&self.permits).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ReadError::Busy),
+        }
+    }
+
+    /// Runs `f` with a read connection on a blocking thread, holding `slot` (from
+    /// [`Storage::read_slot`]). The connection returns to the pool afterwards.
+    ///
+    /// # Errors
+    /// The store's error, or [`ReadError::Task`].
+    pub async fn read_with<T, F>(
+        self: &Arc<Self>,
+        slot: OwnedSemaphorePermit,
+        f: F,
+    ) -> Result<T, ReadError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&HistoryReader, SessionId) -> Result<T, StoreError> + Send + 'static,
+    {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let pooled = me
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let reader = match pooled {
+                Some(r) => r,
+                None => HistoryReader::open(&me.path)?,
+            };
+            let out = f(&reader, me.session);
+            me.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(reader);
+            Ok(out?)
+        })
+        .await
+        .map_err(|_| ReadError::Task)?
+    }
+
+    /// [`Storage::read_with`] after waiting for a slot.
+    ///
+    /// # Errors
+    /// As both.
+    pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, ReadError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&HistoryReader, SessionId) -> Result<T, StoreError> + Send + 'static,
+    {
+        let slot = self.read_slot().await?;
+        self.read_with(slot, f).await
     }
 
     /// Batches waiting for the writer.

@@ -108,6 +108,20 @@ impl Market {
         total
     }
 
+    /// Puts `book` in the market in place of the book with its key (time travel and seeks
+    /// restore stored books this way; see [`Book::restore`]).
+    pub fn insert_book(&mut self, book: Book) {
+        let key = book.key();
+        match self.by_key.get(&key) {
+            Some(&i) => self.books[i] = book,
+            None => {
+                self.books.push(book);
+                self.by_key.insert(key, self.books.len() - 1);
+            }
+        }
+        self.last = None;
+    }
+
     /// Empties every book and restarts the stream index at 0, keeping all allocated capacity
     /// (books already seen stay registered, empty).
     pub fn reset(&mut self) {

@@ -34,7 +34,10 @@
 //! source, sends [`FeedEvent::Reset`] (`next_index: 0`), then sends every record up to the
 //! first one with `ts_recv > ts` as `catch_up` batches (unpaced), and continues paced from
 //! that record: in realtime mode it is due `(its ts_recv − ts) / speed` after the seek. The
-//! play/pause state is kept; a seek after the end plays.
+//! play/pause state is kept; a seek after the end plays. [`ReplayCommand::SeekFrom`] is the
+//! same for a consumer that restores its own state at a stored checkpoint: the records
+//! before the checkpoint are skipped in the source (decoded, not sent), and the reset says
+//! where the stream resumes.
 //!
 //! ## Stream indexes
 //! Indexes are positions in the source: record `i` is always the same record, whatever
@@ -535,17 +538,24 @@ impl Replay {
 
     /// Back to the first record; consumers clear their books.
     async fn rewind(&mut self, reason: ResetReason) -> Step {
+        self.rewind_to(reason, 0).await
+    }
+
+    /// Back to record `index` (the records before it skipped, not sent); consumers clear
+    /// their books, and rebuild the state at `index - 1` themselves when `index > 0`.
+    async fn rewind_to(&mut self, reason: ResetReason, index: u64) -> Step {
         self.source.rewind()?;
+        let skipped = if index > 0 { self.source.skip(index)? } else { 0 };
         self.pending = None;
         self.exhausted = false;
-        self.next_index = 0;
+        self.next_index = skipped;
         self.position_ts = match reason {
             ResetReason::Seek { ts } => ts,
             _ => self.metadata.start_ts.unwrap_or(0),
         };
         self.send(FeedEvent::Reset {
             reason,
-            next_index: 0,
+            next_index: skipped,
         })
         .await
     }
@@ -590,7 +600,8 @@ impl Replay {
                     self.set_pace(pace, now);
                 }
             }
-            ReplayCommand::Seek(ts) => self.seek(ts).await?,
+            ReplayCommand::Seek(ts) => self.seek(ts, 0).await?,
+            ReplayCommand::SeekFrom { index, ts } => self.seek(ts, index).await?,
         }
         self.publish();
         Ok(())
@@ -617,8 +628,9 @@ impl Replay {
         self.clock = Clock::new(pace, at, anchor_ts);
     }
 
-    async fn seek(&mut self, ts: u64) -> Step {
-        self.rewind(ResetReason::Seek { ts }).await?;
+    /// Seeks to `ts`, sending records from `from_index` (see [`ReplayCommand::SeekFrom`]).
+    async fn seek(&mut self, ts: u64, from_index: u64) -> Step {
+        self.rewind_to(ResetReason::Seek { ts }, from_index).await?;
         let mut records = Vec::with_capacity(self.batch_size);
         let mut failure = None;
         loop {

@@ -292,6 +292,16 @@ pub enum ReplayCommand {
     /// Jump to the last record with `ts_recv <= ts` (ns): consumers get a `Reset`, then the
     /// records up to the target flagged `catch_up`.
     Seek(u64),
+    /// As `Seek(ts)`, for a consumer that can rebuild its state at record `index - 1` by
+    /// itself (from a stored checkpoint): the records before `index` are skipped, not sent,
+    /// and the `Reset` says `next_index: index`. `index` must be the index of a record with
+    /// `ts_recv <= ts` plus one.
+    SeekFrom {
+        /// First record to send.
+        index: u64,
+        /// Target `ts_recv` (ns).
+        ts: u64,
+    },
 }
 
 /// Cloneable control of a replay task.
@@ -349,4 +359,20 @@ pub trait RecordSource: Send + 'static {
     /// # Errors
     /// If the source cannot be reopened.
     fn rewind(&mut self) -> Result<()>;
+
+    /// Skips `n` records; returns how many there were (fewer at the end of the stream).
+    /// Decoding without copying or sending is what makes a seek from a checkpoint fast.
+    ///
+    /// # Errors
+    /// As [`RecordSource::next_record`].
+    fn skip(&mut self, n: u64) -> Result<u64> {
+        let mut done = 0;
+        while done < n {
+            if self.next_record()?.is_none() {
+                break;
+            }
+            done += 1;
+        }
+        Ok(done)
+    }
 }

@@ -190,6 +190,42 @@ impl Store {
         Ok(v.map(u64_from_sql))
     }
 
+    /// The latest checkpoint round of `session` taken at or before `ts` (`ts_recv`), by its
+    /// event index: where a seek to `ts` can start instead of the beginning.
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn round_at(&self, session: SessionId, ts: u64) -> Result<Option<u64>> {
+        let v: Option<i64> = self.conn.query_row(
+            "SELECT max(event_index) FROM checkpoints WHERE session_id = ?1 AND ts_recv <= ?2",
+            params![session.0, crate::u64_to_sql(ts)],
+            |r| r.get(0),
+        )?;
+        Ok(v.map(u64_from_sql))
+    }
+
+    /// Every book of the round `index` of `session`, restored exactly (empty: no such round).
+    ///
+    /// # Errors
+    /// Any SQLite error; a corrupt checkpoint.
+    pub fn round_books(&self, session: SessionId, index: u64) -> Result<Vec<mbo_book::Book>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT instrument_id, publisher_id, data FROM checkpoints \
+             WHERE session_id = ?1 AND event_index = ?2",
+        )?;
+        let mut rows = stmt.query(params![session.0, crate::u64_to_sql(index)])?;
+        let mut books = Vec::new();
+        while let Some(row) = rows.next()? {
+            let key = mbo_book::BookKey {
+                instrument_id: row.get(0)?,
+                publisher_id: row.get(1)?,
+            };
+            let data: Vec<u8> = row.get(2)?;
+            books.push(crate::decode_checkpoint(&data)?.into_book(key));
+        }
+        Ok(books)
+    }
+
     /// Marks `session` as ended now.
     ///
     /// # Errors

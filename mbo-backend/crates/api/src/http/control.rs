@@ -166,7 +166,8 @@ pub async fn command(
                 .ts
                 .as_ref()
                 .ok_or_else(|| ApiError::bad_request("seek needs ts (Unix ns or RFC 3339)"))?;
-            commands.push(ReplayCommand::Seek(parse_ts(ts)?));
+            let ts = parse_ts(ts)?;
+            commands.push(seek_command(&s, ts).await);
         }
         "speed" if cmd.speed.is_some() => {}
         "speed" => return Err(ApiError::bad_request("action speed needs speed")),
@@ -189,6 +190,30 @@ pub async fn command(
     let _ = tokio::time::timeout(Duration::from_millis(500), watch.changed()).await;
     s.hub.control_changed();
     Ok(Json(status_json(&s.hub, s.config.control_token.is_some())))
+}
+
+/// A seek to `ts`: from the latest stored checkpoint round at or before `ts` when storage
+/// has one (the replay skips the records before it and the engine restores the round's
+/// books), else from the start of the source.
+async fn seek_command(s: &AppState, ts: u64) -> ReplayCommand {
+    let Some(storage) = s.storage.clone() else {
+        return ReplayCommand::Seek(ts);
+    };
+    let round = tokio::task::spawn_blocking(move || {
+        mbo_store::Store::open(&storage.path)?.round_at(storage.session, ts)
+    })
+    .await;
+    match round {
+        Ok(Ok(Some(index))) => ReplayCommand::SeekFrom {
+            index: index + 1,
+            ts,
+        },
+        Ok(Ok(None)) => ReplayCommand::Seek(ts),
+        other => {
+            tracing::warn!(?other, "no checkpoint lookup: seeking from the start");
+            ReplayCommand::Seek(ts)
+        }
+    }
 }
 
 /// Whether a request from `peer` with `headers` may control the replay.

@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::http::{control, mbo_stream, observe, rest, stream};
+use crate::http::{history, control, mbo_stream, observe, rest, stream};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -16,6 +16,7 @@ use crate::http::{control, mbo_stream, observe, rest, stream};
         rest::live, rest::ready, rest::instruments, rest::book, rest::level,
         control::status, control::command,
         stream::stream, mbo_stream::stream,
+        history::book_at, history::trades, history::bars, history::history_mbo,
         observe::metrics,
     ),
     components(schemas(
@@ -24,7 +25,7 @@ use crate::http::{control, mbo_stream, observe, rest, stream};
     )),
     tags(
         (name = "health"), (name = "books"), (name = "streams"), (name = "replay"),
-        (name = "observability"),
+        (name = "history"), (name = "observability"),
     )
 )]
 pub struct ApiDoc;
