@@ -139,6 +139,10 @@ fn points(records: &[MboMsg], rounds: &[u64], rng: &mut Rng) -> Vec<u64> {
 
 fn check_file(name: &str, seed: u64) {
     let (records, _) = read_file(name);
+    check_records(name, &records, seed);
+}
+
+fn check_records(name: &str, records: &[MboMsg], seed: u64) {
     let n = records.len();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mbo.db");
@@ -149,7 +153,7 @@ fn check_file(name: &str, seed: u64) {
     // nothing but one snapshot event, so it gets a single round, at its end).
     let boundaries = records.iter().filter(|r| r.flags.is_last()).count() as u64;
     let every = (n as u64 / 10).min(boundaries / 10).max(1);
-    let (_, rounds) = import(&db, session, &records, options(every), 1);
+    let (_, rounds) = import(&db, session, records, options(every), 1);
     let enough = if boundaries > 1 { 5 } else { 1 };
     assert!(rounds.len() >= enough, "{name}: {} rounds", rounds.len());
 
@@ -171,7 +175,7 @@ fn check_file(name: &str, seed: u64) {
     // Each query: (key, ts, expected boundary index). The expected boundary: the last F_LAST
     // record of the key before the first record (in stream order) with ts_recv > ts.
     let mut queries = Vec::new();
-    for ts in points(&records, &rounds, &mut rng) {
+    for ts in points(records, &rounds, &mut rng) {
         let cut = records.iter().position(|r| r.ts_recv > ts).unwrap_or(n);
         let ks: Vec<BookKey> = if keys.len() <= 4 {
             keys.clone()
@@ -263,4 +267,100 @@ fn book_at_matches_an_independent_replay_on_every_real_file() {
     for (k, name) in REAL_FILES.iter().enumerate() {
         check_file(name, 0x9e37_79b9_7f4a_7c15 ^ k as u64);
     }
+}
+
+/// Several books in one stream (the real files hold one each): rounds hold every book,
+/// the scan filters one book's events out of the others', and a book first seen after a
+/// round is rebuilt from nothing.
+#[test]
+fn book_at_matches_an_independent_replay_of_a_multi_instrument_stream() {
+    use mbo_feed::RecordSource;
+    let mut sim = mbo_feed::Simulator::new(mbo_feed::SimConfig::new(7, 3)).unwrap();
+    let mut records = Vec::new();
+    while records.len() < 60_000 {
+        records.push(sim.next_record().unwrap().unwrap().clone());
+    }
+    // A fourth book that only appears after the first rounds: a copy of instrument 1's
+    // events from the middle of the stream under another instrument id.
+    let late = records[0].hd.instrument_id;
+    let mut with_late = Vec::with_capacity(records.len() * 5 / 4);
+    for (i, r) in records.iter().enumerate() {
+        with_late.push(r.clone());
+        if i >= records.len() / 2 && r.hd.instrument_id == late {
+            let mut c = r.clone();
+            c.hd.instrument_id = 999_999;
+            with_late.push(c);
+        }
+    }
+    let keys: BTreeSet<BookKey> = with_late.iter().map(key_of).collect();
+    assert!(keys.len() >= 4, "{keys:?}");
+    check_records("simulator", &with_late, 42);
+}
+
+fn rec(action: u8, side: u8, price: i64, order_id: u64, last: bool, ts: u64) -> MboMsg {
+    MboMsg {
+        hd: dbn::RecordHeader::new::<MboMsg>(dbn::rtype::MBO, 1, 7, ts - 5),
+        order_id,
+        price,
+        size: 10,
+        flags: dbn::FlagSet::new(if last { dbn::flags::LAST } else { 0 }),
+        channel_id: 0,
+        action: action as std::ffi::c_char,
+        side: side as std::ffi::c_char,
+        ts_recv: ts,
+        ts_in_delta: 0,
+        sequence: ts as u32,
+    }
+}
+
+/// An event whose records straddle `ts` (its `F_LAST` comes after) is not applied at all:
+/// the book is the one after the previous boundary, with that boundary's state.
+#[test]
+fn an_event_open_at_ts_is_not_applied() {
+    const P: i64 = 100_000_000_000;
+    let records = vec![
+        rec(b'A', b'B', P, 1, true, 100),
+        rec(b'A', b'A', P + 1, 2, false, 200),
+        rec(b'A', b'B', P - 1, 3, false, 300),
+        rec(b'C', b'B', P, 1, true, 400),
+        rec(b'A', b'A', P + 2, 4, false, 500),
+    ];
+    // With a round at every boundary, and with none (everything from the scan).
+    for every in [1, 1_000_000] {
+        check_open_event(&records, every);
+    }
+}
+
+fn check_open_event(records: &[MboMsg], every: u64) {
+    const P: i64 = 100_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mbo.db");
+    let store = Store::open(&db).unwrap();
+    let session = store.session("test", "test:open-event", None).unwrap();
+    let (_, rounds) = import(&db, session, records, options(every), 1);
+    assert_eq!(rounds.is_empty(), every > 1);
+    let reader = HistoryReader::open(&db).unwrap();
+    let key = key_of(&records[0]);
+    let state_at = |ts| {
+        reader
+            .book_at(session, key, ts)
+            .unwrap()
+            .map(|b| snapshot(&b))
+    };
+
+    assert_eq!(state_at(99), None);
+    let first = state_at(100).unwrap();
+    assert_eq!(first.levels, [vec![(P, 10, 1)], vec![]]);
+    assert_eq!(first.state.event_index, Some(0));
+    assert_eq!(first.state.ts_recv, 100);
+    // Two records of the next event are at or before 350, its F_LAST is not.
+    for ts in [200, 250, 300, 399] {
+        assert_eq!(state_at(ts), Some(first.clone()), "at {ts}");
+    }
+    let second = state_at(400).unwrap();
+    assert_eq!(second.levels, [vec![(P - 1, 10, 1)], vec![(P + 1, 10, 1)]]);
+    assert_eq!(second.state.event_index, Some(3));
+    assert!(!second.state.in_event);
+    // The last event never closes: it is never applied.
+    assert_eq!(state_at(u64::MAX), Some(second));
 }
