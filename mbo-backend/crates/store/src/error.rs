@@ -33,6 +33,50 @@ pub enum StoreError {
     /// A checkpoint blob is malformed.
     #[error("corrupt checkpoint: {0}")]
     Checkpoint(&'static str),
+    /// A reader was asked to open a database file that does not exist (readers never create
+    /// one).
+    #[error("no database at {}", path.display())]
+    NoDatabase {
+        /// The path given.
+        path: std::path::PathBuf,
+    },
+    /// A reader found a schema version other than the one this build reads (readers do not
+    /// migrate: open the file with [`crate::Store`] once to bring it up to date).
+    #[error(
+        "database schema version {found} is not the version this build reads ({expected}); \
+         open it with the store (which migrates) first"
+    )]
+    SchemaMismatch {
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// [`crate::schema::CURRENT_VERSION`].
+        expected: i64,
+    },
+    /// A time-travel request for a time older than the session's retention horizon: the
+    /// events needed to rebuild the book there have been deleted.
+    #[error(
+        "ts_recv {ts} is before the retention horizon of session {session}: {}",
+        horizon_text(.horizon)
+    )]
+    BeforeHorizon {
+        /// The session (`feed_sessions.id`).
+        session: i64,
+        /// The requested time (ns since the epoch).
+        ts: u64,
+        /// `ts_recv` of the earliest checkpoint round a book can still be rebuilt from
+        /// (`None`: no usable round remains).
+        horizon: Option<u64>,
+    },
+    /// A query's parameters are invalid (e.g. a zero bar interval).
+    #[error("invalid query: {0}")]
+    InvalidQuery(&'static str),
+}
+
+fn horizon_text(horizon: &Option<u64>) -> String {
+    match horizon {
+        Some(h) => format!("the earliest time still available is ts_recv {h}"),
+        None => "no checkpoint round to rebuild from remains".to_owned(),
+    }
 }
 
 /// Result alias for store operations.

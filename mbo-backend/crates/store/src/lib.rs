@@ -35,6 +35,7 @@
 
 pub mod checkpoint;
 mod error;
+pub mod query;
 mod recorder;
 pub mod schema;
 mod store;
@@ -42,6 +43,7 @@ mod writer;
 
 pub use checkpoint::{decode_checkpoint, encode_checkpoint, DecodedCheckpoint, CHECKPOINT_FORMAT};
 pub use error::{Result, StoreError};
+pub use query::{Bar, BarQuery, EventQuery, HistoryReader, TradeQuery, TradeRow};
 pub use recorder::{CheckpointPolicy, Recorder, RecorderOptions};
 pub use store::{SessionId, Store, StoreStats};
 pub use writer::{

@@ -1,0 +1,563 @@
+//! The read side: time travel, trades, bars and event windows from a stored session.
+//!
+//! [`HistoryReader`] holds one read-only connection to a database the [`crate::Writer`]
+//! fills. It runs beside the writer: the file is in WAL mode (set by [`crate::Store`]), so a
+//! reader sees the last committed transaction at the start of each query and neither blocks
+//! the writer nor is blocked by it. The connection is opened read-write without the create
+//! flag and then made `query_only`: a `SQLITE_OPEN_READ_ONLY` connection cannot create the
+//! WAL's shared-memory file when no writer has it open, while `query_only` refuses every
+//! write all the same.
+//!
+//! ## Why rounds + a primary-key scan
+//!
+//! `mbo_events` has no secondary index (migration 2: it halved the write rate). Its primary
+//! key `(session_id, event_index)` stores a session's records in stream order, so any
+//! contiguous piece of the stream is one B-tree range scan. What a reader needs is where to
+//! start and where to stop, and the checkpoint rounds give both cheaply: every round is a row
+//! per book in `checkpoints` with the round's `event_index` and `ts_recv`, indexed by
+//! `(session_id, ts_recv)`.
+//!
+//! * **Time travel** ([`HistoryReader::book_at`]): the latest round with `ts_recv <= ts`
+//!   holds the book's exact L3 state at that index ([`crate::checkpoint`]); the events after
+//!   it are scanned by primary key (`instrument_id`/`publisher_id` filtered in SQL) up to
+//!   the first round after `ts` at most, so one call reads at most one round interval of
+//!   events (`CheckpointPolicy::every_events`, 50,000 by default) and decodes one blob.
+//! * **Event windows** ([`HistoryReader::events`]): the first page starts after the latest
+//!   round with `ts_recv < from` (instead of scanning from index 0) and every page stops
+//!   before the first round with `ts_recv > to`; later pages start at the cursor, so paging
+//!   through a window costs what the window holds plus one round interval at each end.
+//! * **Trades and bars** use the `trades (instrument_id, ts_recv)` index directly.
+//!
+//! ## The `ts_recv` order assumption
+//!
+//! All of this relies on a session's records being in **non-decreasing `ts_recv` order** in
+//! stream (`event_index`) order: Databento files and the simulator are sorted by `ts_recv`
+//! (the `travel` tests assert it on every real file). Then "the records with `ts_recv <= ts`"
+//! is a prefix of the stream, a round with `ts_recv <= ts` lies inside that prefix, and a
+//! round with `ts_recv > ts` lies after it. Where the two orders could differ the definition
+//! is by stream order: time travel stops at the first record (of the book) with
+//! `ts_recv > ts`, and trades come in `(ts_recv, event_index)` order, which is stream order.
+//!
+//! ## "The book at `ts`"
+//!
+//! A book is only consistent after an `F_LAST` record of that book (an event boundary, see
+//! the book rules). [`HistoryReader::book_at`] returns the book after its **last boundary at
+//! or before `ts`**: the last `F_LAST` record of that book whose `ts_recv <= ts`, scanning in
+//! stream order. Records of an event still open at `ts` (its `F_LAST` comes later) are not
+//! applied. A book with no boundary at or before `ts` (not yet seen, or `ts` before the
+//! stream) is `None`.
+//!
+//! ## Retention
+//!
+//! `feed_sessions.first_index` is the retention horizon: events below it have been deleted.
+//! A book can then only be rebuilt from a round whose following events all remain
+//! (`round.event_index + 1 >= first_index`), so a `ts` before the earliest such round is
+//! [`StoreError::BeforeHorizon`]. Without any round before `ts`, a book is rebuilt from the
+//! session's first event, which only exists while `first_index == 0`.
+//!
+//! ## Integers
+//!
+//! Timestamps and indexes are compared in SQLite's `i64` space (see [`crate::u64_to_sql`]);
+//! bounds above `i64::MAX` are clamped to it, which keeps every real timestamp in range.
+
+use std::path::Path;
+use std::time::Duration;
+
+use dbn::{FlagSet, MboMsg};
+use mbo_book::{Book, BookKey};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+
+use crate::{decode_checkpoint, schema, u64_from_sql, u64_to_sql, Result, SessionId, StoreError};
+
+/// How long a query waits for a lock before `SQLITE_BUSY` (WAL readers rarely wait at all).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Columns of a stored event, in the order [`event_from_row`] reads them.
+const EVENT_COLUMNS: &str = "event_index, ts_recv, ts_event, instrument_id, publisher_id, \
+     action, side, price, size, order_id, flags, sequence, channel_id, ts_in_delta";
+
+/// The latest round with `ts_recv <= ?2` (its highest index among rounds of that time).
+const ROUND_AT_OR_BEFORE: &str = "SELECT max(event_index), ts_recv FROM checkpoints \
+     WHERE session_id = ?1 AND ts_recv = (SELECT max(ts_recv) FROM checkpoints \
+     WHERE session_id = ?1 AND ts_recv <= ?2)";
+
+/// The latest round with `ts_recv < ?2`.
+const ROUND_BEFORE: &str = "SELECT max(event_index) FROM checkpoints \
+     WHERE session_id = ?1 AND ts_recv = (SELECT max(ts_recv) FROM checkpoints \
+     WHERE session_id = ?1 AND ts_recv < ?2)";
+
+/// The earliest round with `ts_recv > ?2`.
+const ROUND_AFTER: &str = "SELECT min(event_index) FROM checkpoints \
+     WHERE session_id = ?1 AND ts_recv = (SELECT min(ts_recv) FROM checkpoints \
+     WHERE session_id = ?1 AND ts_recv > ?2)";
+
+/// One book's blob of one round.
+const CHECKPOINT_BLOB: &str = "SELECT data FROM checkpoints WHERE session_id = ?1 \
+     AND instrument_id = ?2 AND publisher_id = ?3 AND event_index = ?4";
+
+/// Earliest round a book can be rebuilt from when events below `?2` are gone.
+const HORIZON: &str = "SELECT min(ts_recv) FROM checkpoints \
+     WHERE session_id = ?1 AND event_index >= ?2 - 1";
+
+const FIRST_INDEX: &str = "SELECT first_index FROM feed_sessions WHERE id = ?1";
+
+/// A book's events in `(?2, ?3)` by primary key.
+const BOOK_EVENTS: &str = "SELECT event_index, ts_recv, ts_event, instrument_id, publisher_id, \
+     action, side, price, size, order_id, flags, sequence, channel_id, ts_in_delta \
+     FROM mbo_events WHERE session_id = ?1 AND event_index > ?2 AND event_index < ?3 \
+     AND instrument_id = ?4 AND publisher_id = ?5 ORDER BY event_index";
+
+/// `ts_recv` of the last trade at or before a cursor: every later trade has one at least as
+/// large (`ts_recv` order), so the index scan can start there.
+const TRADE_CURSOR_TS: &str = "SELECT ts_recv FROM trades WHERE session_id = ?1 \
+     AND event_index <= ?2 ORDER BY event_index DESC LIMIT 1";
+
+const TRADES: &str = "SELECT event_index, instrument_id, publisher_id, ts_recv, ts_event, \
+     price, size, side FROM trades \
+     WHERE instrument_id = ?1 AND ts_recv >= ?2 AND ts_recv <= ?3 AND session_id = ?4 \
+     AND event_index > ?5 AND (?6 IS NULL OR publisher_id = ?6) \
+     ORDER BY ts_recv, event_index LIMIT ?7";
+
+/// Buckets aggregated in SQL; open and close are the prices of the bucket's first and last
+/// trades, found by primary key.
+const BARS: &str = "SELECT g.bucket, o.price, g.high, g.low, c.price, g.volume, g.n FROM \
+     (SELECT (ts_recv / ?5) * ?5 AS bucket, min(event_index) AS first, \
+             max(event_index) AS last, max(price) AS high, min(price) AS low, \
+             sum(size) AS volume, count(*) AS n \
+      FROM trades \
+      WHERE instrument_id = ?1 AND ts_recv >= ?2 AND ts_recv <= ?3 AND session_id = ?4 \
+        AND (?6 IS NULL OR publisher_id = ?6) \
+      GROUP BY bucket) AS g \
+     JOIN trades AS o ON o.session_id = ?4 AND o.event_index = g.first \
+     JOIN trades AS c ON c.session_id = ?4 AND c.event_index = g.last \
+     ORDER BY g.bucket";
+
+const TIME_RANGE: &str = "SELECT \
+     (SELECT ts_recv FROM mbo_events WHERE session_id = ?1 ORDER BY event_index ASC LIMIT 1), \
+     (SELECT ts_recv FROM mbo_events WHERE session_id = ?1 ORDER BY event_index DESC LIMIT 1)";
+
+/// Trades of one instrument in a `ts_recv` window, paged by an event-index cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeQuery {
+    /// The session.
+    pub session: SessionId,
+    /// The instrument.
+    pub instrument_id: u32,
+    /// Only this publisher's trades (`None`: every publisher's).
+    pub publisher_id: Option<u16>,
+    /// Window start, `ts_recv` ns, inclusive.
+    pub from: u64,
+    /// Window end, `ts_recv` ns, inclusive.
+    pub to: u64,
+    /// Cursor: only trades with a larger `event_index` (the last index of the previous page).
+    pub after: Option<u64>,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+/// One stored trade (an action `T` record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TradeRow {
+    /// Stream index of the record.
+    pub event_index: u64,
+    /// Instrument.
+    pub instrument_id: u32,
+    /// Publisher.
+    pub publisher_id: u16,
+    /// Capture time, ns since the epoch.
+    pub ts_recv: u64,
+    /// Exchange time, ns since the epoch.
+    pub ts_event: u64,
+    /// Price, 1e-9 units.
+    pub price: i64,
+    /// Size.
+    pub size: u32,
+    /// Aggressor side as ASCII (`A`, `B` or `N`).
+    pub side: u8,
+}
+
+/// OHLCV bars of one instrument's trades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarQuery {
+    /// The session.
+    pub session: SessionId,
+    /// The instrument.
+    pub instrument_id: u32,
+    /// Only this publisher's trades (`None`: every publisher's).
+    pub publisher_id: Option<u16>,
+    /// Window start, `ts_recv` ns, inclusive (trades before it are not counted, even in the
+    /// bucket it falls in).
+    pub from: u64,
+    /// Window end, `ts_recv` ns, inclusive.
+    pub to: u64,
+    /// Bucket width, ns (1 to `i64::MAX`); buckets start at multiples of it since the epoch.
+    pub interval_ns: u64,
+}
+
+/// One OHLCV bar (a bucket holding at least one trade).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Bar {
+    /// Bucket start: `ts_recv / interval_ns * interval_ns`.
+    pub start_ts: u64,
+    /// Price of the bucket's first trade (lowest event index), 1e-9 units.
+    pub open: i64,
+    /// Highest trade price.
+    pub high: i64,
+    /// Lowest trade price.
+    pub low: i64,
+    /// Price of the bucket's last trade (highest event index).
+    pub close: i64,
+    /// Sum of trade sizes.
+    pub volume: u64,
+    /// Number of trades.
+    pub trades: u64,
+}
+
+/// Stored records of a `ts_recv` window, paged by an event-index cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventQuery {
+    /// The session.
+    pub session: SessionId,
+    /// Only this instrument's records (`None`: all).
+    pub instrument_id: Option<u32>,
+    /// Window start, `ts_recv` ns, inclusive.
+    pub from: u64,
+    /// Window end, `ts_recv` ns, inclusive.
+    pub to: u64,
+    /// Cursor: only records with a larger `event_index` (the last index of the previous page).
+    pub after: Option<u64>,
+    /// At most this many records.
+    pub limit: usize,
+}
+
+/// Read-only queries over a database (see the module docs).
+#[derive(Debug)]
+pub struct HistoryReader {
+    conn: Connection,
+}
+
+/// A `u64` bound in SQLite's `i64` space: values above `i64::MAX` clamp to it.
+fn bound(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A `limit` as an SQL value.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The exclusive lower cursor `after` as the first index to read.
+fn start_after(after: Option<u64>) -> i64 {
+    after.map_or(0, |a| bound(a.saturating_add(1)))
+}
+
+/// Reads a stored event ([`EVENT_COLUMNS`] order) back into the exact record.
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<(u64, MboMsg)> {
+    let index = u64_from_sql(row.get(0)?);
+    let ts_recv = u64_from_sql(row.get(1)?);
+    let ts_event = u64_from_sql(row.get(2)?);
+    let instrument_id: u32 = row.get(3)?;
+    let publisher_id: u16 = row.get(4)?;
+    let action: u8 = row.get(5)?;
+    let side: u8 = row.get(6)?;
+    let msg = MboMsg {
+        hd: dbn::RecordHeader::new::<MboMsg>(
+            dbn::rtype::MBO,
+            publisher_id,
+            instrument_id,
+            ts_event,
+        ),
+        order_id: u64_from_sql(row.get(9)?),
+        price: row.get(7)?,
+        size: row.get(8)?,
+        flags: FlagSet::new(row.get(10)?),
+        channel_id: row.get(12)?,
+        action: action as std::ffi::c_char,
+        side: side as std::ffi::c_char,
+        ts_recv,
+        ts_in_delta: row.get(13)?,
+        sequence: row.get(11)?,
+    };
+    Ok((index, msg))
+}
+
+impl HistoryReader {
+    /// Opens an existing database for reading (see the module docs for the connection).
+    ///
+    /// # Errors
+    /// [`StoreError::NoDatabase`] if `path` is not a file (it is never created);
+    /// [`StoreError::SchemaMismatch`] if its schema version is not
+    /// [`schema::CURRENT_VERSION`] (readers do not migrate); any SQLite error.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(StoreError::NoDatabase {
+                path: path.to_owned(),
+            });
+        }
+        // No SQLITE_OPEN_CREATE: a file removed since the check is an error, not a new file.
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        // 64 MiB of page cache (negative = KiB), as the writer has.
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let found = schema::version(&conn)?;
+        if found != schema::CURRENT_VERSION {
+            return Err(StoreError::SchemaMismatch {
+                found,
+                expected: schema::CURRENT_VERSION,
+            });
+        }
+        Ok(Self { conn })
+    }
+
+    /// The book `key` after its last event boundary (an `F_LAST` record of that book) whose
+    /// `ts_recv <= ts`, rebuilt exactly from the latest checkpoint round with
+    /// `ts_recv <= ts` plus the book's whole events after it (see the module docs).
+    /// `Ok(None)` when the book has no boundary at or before `ts`.
+    ///
+    /// # Errors
+    /// [`StoreError::BeforeHorizon`] when the events needed are below the session's
+    /// retention horizon; [`StoreError::Checkpoint`] for a corrupt blob; any SQLite error.
+    pub fn book_at(&self, session: SessionId, key: BookKey, ts: u64) -> Result<Option<Book>> {
+        let ts_sql = bound(ts);
+        let first_index: i64 = self
+            .conn
+            .prepare_cached(FIRST_INDEX)?
+            .query_row([session.0], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let round: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(ROUND_AT_OR_BEFORE)?
+            .query_row(params![session.0, ts_sql], |r| {
+                Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+            })?;
+        // The events from the starting point on must all remain.
+        let start_ok = match round {
+            Some((index, _)) => index.saturating_add(1) >= first_index,
+            None => first_index <= 0,
+        };
+        if !start_ok {
+            let horizon: Option<i64> = self
+                .conn
+                .prepare_cached(HORIZON)?
+                .query_row(params![session.0, first_index], |r| r.get(0))?;
+            return Err(StoreError::BeforeHorizon {
+                session: session.0,
+                ts,
+                horizon: horizon.map(u64_from_sql),
+            });
+        }
+        let (mut book, after) = match round {
+            Some((index, _)) => {
+                let blob: Option<Vec<u8>> = self
+                    .conn
+                    .prepare_cached(CHECKPOINT_BLOB)?
+                    .query_row(
+                        params![
+                            session.0,
+                            i64::from(key.instrument_id),
+                            i64::from(key.publisher_id),
+                            index
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                // A book missing from a round had no record before it: it starts empty.
+                let book = match blob {
+                    Some(b) => decode_checkpoint(&b)?.into_book(key),
+                    None => Book::new(key),
+                };
+                (book, index)
+            }
+            None => (Book::new(key), -1),
+        };
+        // Records at and after the next round's index all have ts_recv > ts.
+        let until: i64 = self
+            .conn
+            .prepare_cached(ROUND_AFTER)?
+            .query_row(params![session.0, ts_sql], |r| r.get::<_, Option<i64>>(0))?
+            .unwrap_or(i64::MAX);
+
+        let mut stmt = self.conn.prepare_cached(BOOK_EVENTS)?;
+        let mut rows = stmt.query(params![
+            session.0,
+            after,
+            until,
+            i64::from(key.instrument_id),
+            i64::from(key.publisher_id)
+        ])?;
+        // Records of the event in progress: applied only once its F_LAST record arrives.
+        let mut open: Vec<(u64, MboMsg)> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (index, rec) = event_from_row(row)?;
+            if u64_to_sql(rec.ts_recv) > ts_sql {
+                break;
+            }
+            if rec.flags.is_last() {
+                for (i, r) in open.drain(..) {
+                    book.apply(&r, i);
+                }
+                book.apply(&rec, index);
+            } else {
+                open.push((index, rec));
+            }
+        }
+        Ok(book.state().event_index.is_some().then_some(book))
+    }
+
+    /// Trades (action `T` records) of an instrument with `ts_recv` in `[from, to]`, in
+    /// stream order, after the `after` cursor (exclusive), at most `limit` rows.
+    ///
+    /// # Errors
+    /// Any SQLite error (also for a stored value out of its field's range).
+    pub fn trades(&self, q: &TradeQuery) -> Result<Vec<TradeRow>> {
+        let mut out = Vec::new();
+        if q.limit == 0 || q.from > q.to {
+            return Ok(out);
+        }
+        let mut from = bound(q.from);
+        if let Some(after) = q.after {
+            // Start the index scan at the cursor's time instead of the window's start.
+            let cursor_ts: Option<i64> = self
+                .conn
+                .prepare_cached(TRADE_CURSOR_TS)?
+                .query_row(params![q.session.0, bound(after)], |r| r.get(0))
+                .optional()?;
+            if let Some(t) = cursor_ts {
+                from = from.max(t);
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(TRADES)?;
+        let mut rows = stmt.query(params![
+            i64::from(q.instrument_id),
+            from,
+            bound(q.to),
+            q.session.0,
+            q.after.map_or(-1, bound),
+            q.publisher_id.map(i64::from),
+            sql_limit(q.limit)
+        ])?;
+        while let Some(r) = rows.next()? {
+            out.push(TradeRow {
+                event_index: u64_from_sql(r.get(0)?),
+                instrument_id: r.get(1)?,
+                publisher_id: r.get(2)?,
+                ts_recv: u64_from_sql(r.get(3)?),
+                ts_event: u64_from_sql(r.get(4)?),
+                price: r.get(5)?,
+                size: r.get(6)?,
+                side: r.get(7)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// OHLCV bars of an instrument's trades with `ts_recv` in `[from, to]`, computed in SQL:
+    /// one per non-empty bucket `ts_recv / interval_ns * interval_ns`, ascending.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidQuery`] for an interval of 0 or above `i64::MAX`; any SQLite
+    /// error.
+    pub fn bars(&self, q: &BarQuery) -> Result<Vec<Bar>> {
+        let interval = i64::try_from(q.interval_ns).ok().filter(|&i| i > 0).ok_or(
+            StoreError::InvalidQuery("bar interval must be between 1 ns and i64::MAX ns"),
+        )?;
+        let mut out = Vec::new();
+        if q.from > q.to {
+            return Ok(out);
+        }
+        let mut stmt = self.conn.prepare_cached(BARS)?;
+        let mut rows = stmt.query(params![
+            i64::from(q.instrument_id),
+            bound(q.from),
+            bound(q.to),
+            q.session.0,
+            interval,
+            q.publisher_id.map(i64::from)
+        ])?;
+        while let Some(r) = rows.next()? {
+            let volume: i64 = r.get(5)?;
+            let trades: i64 = r.get(6)?;
+            out.push(Bar {
+                start_ts: u64_from_sql(r.get(0)?),
+                open: r.get(1)?,
+                high: r.get(2)?,
+                low: r.get(3)?,
+                close: r.get(4)?,
+                volume: u64::try_from(volume).unwrap_or(0),
+                trades: u64::try_from(trades).unwrap_or(0),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stored records with `ts_recv` in `[from, to]` (optionally of one instrument), in
+    /// stream order, with `event_index > after`, at most `limit`. Page through a window by
+    /// passing the last returned index as the next `after`: each page starts at the cursor
+    /// by primary key, the first one after the latest round with `ts_recv < from`.
+    ///
+    /// # Errors
+    /// Any SQLite error (also for a stored value out of its field's range).
+    pub fn events(&self, q: &EventQuery) -> Result<Vec<(u64, MboMsg)>> {
+        let mut out = Vec::new();
+        if q.limit == 0 || q.from > q.to {
+            return Ok(out);
+        }
+        let (from, to) = (bound(q.from), bound(q.to));
+        // Every record up to the latest round before `from` has ts_recv < from.
+        let lower: i64 = self
+            .conn
+            .prepare_cached(ROUND_BEFORE)?
+            .query_row(params![q.session.0, from], |r| r.get::<_, Option<i64>>(0))?
+            .map_or(0, |i| i.saturating_add(1));
+        // Every record from the earliest round after `to` on has ts_recv > to.
+        let until: i64 = self
+            .conn
+            .prepare_cached(ROUND_AFTER)?
+            .query_row(params![q.session.0, to], |r| r.get::<_, Option<i64>>(0))?
+            .unwrap_or(i64::MAX);
+        let start = lower.max(start_after(q.after));
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM mbo_events WHERE session_id = ?1 \
+             AND event_index >= ?2 AND event_index < ?3 AND ts_recv >= ?4 AND ts_recv <= ?5 \
+             AND (?6 IS NULL OR instrument_id = ?6) ORDER BY event_index LIMIT ?7"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![
+            q.session.0,
+            start,
+            until,
+            from,
+            to,
+            q.instrument_id.map(i64::from),
+            sql_limit(q.limit)
+        ])?;
+        while let Some(row) = rows.next()? {
+            out.push(event_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// `(min, max)` `ts_recv` of the session's stored events (its first and last records by
+    /// primary key, which are the extremes in `ts_recv` order); `None` if it has none.
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn time_range(&self, session: SessionId) -> Result<Option<(u64, u64)>> {
+        let (lo, hi): (Option<i64>, Option<i64>) = self
+            .conn
+            .prepare_cached(TIME_RANGE)?
+            .query_row([session.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(lo
+            .zip(hi)
+            .map(|(lo, hi)| (u64_from_sql(lo), u64_from_sql(hi))))
+    }
+}
