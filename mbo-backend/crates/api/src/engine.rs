@@ -469,22 +469,28 @@ impl Engine {
                     // it, the round gives the books there.
                     let started = Instant::now();
                     match self.restore_round(next_index - 1) {
-                        Ok(books) if books > 0 => tracing::info!(
-                            round = next_index - 1,
-                            books,
-                            ms = started.elapsed().as_secs_f64() * 1e3,
-                            "books restored from a checkpoint round"
-                        ),
+                        Ok(books) if books > 0 => {
+                            self.metrics.seeks_from_checkpoint.inc();
+                            tracing::info!(
+                                round = next_index - 1,
+                                books,
+                                ms = started.elapsed().as_secs_f64() * 1e3,
+                                "books restored from a checkpoint round"
+                            );
+                        }
                         outcome => {
                             // Cannot happen unless the file changed under us; a full seek
                             // rebuilds from the beginning instead.
-                            tracing::error!(?outcome, round = next_index - 1, "checkpoint round unavailable: seeking from the start");
+                            tracing::error!(
+                                ?outcome,
+                                round = next_index - 1,
+                                "checkpoint round unavailable: seeking from the start"
+                            );
                             if let (mbo_feed::ResetReason::Seek { ts }, Some(replay)) =
                                 (&reason, &self.hub.replay)
                             {
-                                let _ = replay
-                                    .commands
-                                    .try_send(mbo_feed::ReplayCommand::Seek(*ts));
+                                let _ =
+                                    replay.commands.try_send(mbo_feed::ReplayCommand::Seek(*ts));
                             }
                         }
                     }

@@ -82,6 +82,8 @@ pub struct Metrics {
     pub storage_errors: IntCounter,
     /// Rows deleted by retention, by table.
     pub storage_retention_deleted: IntCounterVec,
+    /// Seeks whose books were restored from a stored checkpoint round.
+    pub seeks_from_checkpoint: IntCounter,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(
@@ -312,6 +314,13 @@ impl Metrics {
                         "Rows deleted by retention",
                     ),
                     &["table"],
+                ),
+            )?,
+            seeks_from_checkpoint: reg(
+                &r,
+                IntCounter::new(
+                    "seeks_from_checkpoint_total",
+                    "Seeks whose books were restored from a stored checkpoint round",
                 ),
             )?,
             registry: r,

@@ -59,13 +59,16 @@ pub struct StorageConfig {
 }
 
 /// What readers (history endpoints, metrics) know about the storage.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Storage {
     /// The SQLite file.
     pub path: PathBuf,
     /// The session being written.
     pub session: SessionId,
     probe: WriterProbe,
+    /// Idle read connections, reused (opening one costs a file open and a schema check).
+    idle: Mutex<Vec<HistoryReader>>,
+    permits: Arc<Semaphore>,
 }
 
 impl Storage {
@@ -128,11 +131,7 @@ impl Storage {
         let me = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let pooled = me
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
+            let pooled = me.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let reader = match pooled {
                 Some(r) => r,
                 None => HistoryReader::open(&me.path)?,

@@ -545,7 +545,11 @@ impl Replay {
     /// their books, and rebuild the state at `index - 1` themselves when `index > 0`.
     async fn rewind_to(&mut self, reason: ResetReason, index: u64) -> Step {
         self.source.rewind()?;
-        let skipped = if index > 0 { self.source.skip(index)? } else { 0 };
+        let skipped = if index > 0 {
+            self.source.skip(index)?
+        } else {
+            0
+        };
         self.pending = None;
         self.exhausted = false;
         self.next_index = skipped;

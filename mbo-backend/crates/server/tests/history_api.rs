@@ -45,11 +45,11 @@ async fn stored_server(file: &Path, dir: &Path) -> Server {
     );
     server.ready().await;
     server.wait_state("ended", Duration::from_secs(60)).await;
-    // The end of the replay is reached before the last batch is committed: wait for the
-    // writer's row counter to reach the file.
     server
 }
 
+/// The end of the replay comes before the last batch is committed: waits for the writer's
+/// row counter to reach `n`.
 async fn wait_rows(server: &Server, n: usize) {
     for _ in 0..500 {
         let rows = server
@@ -77,27 +77,33 @@ impl XorShift {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_travel_equals_export_book_at_random_boundaries() {
-    for name in ["CLX5_mbo.dbn", "esm4-glbx-mdp3-20240508T0000-0002.mbo.dbn.zst"] {
+    for name in [
+        "CLX5_mbo.dbn",
+        "esm4-glbx-mdp3-20240508T0000-0002.mbo.dbn.zst",
+    ] {
         let file = mbo_data(name);
         let records = records_of(&file);
         let dir = tempfile::tempdir().unwrap();
         let server = stored_server(&file, dir.path()).await;
         wait_rows(&server, records.len()).await;
         let exported = export_book(file.to_str().unwrap(), 10);
-        // Per instrument, the export lines in stream order.
-        let mut by_instrument: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+        // Per book (instrument, publisher), the export lines in stream order.
+        let mut by_book: BTreeMap<(u64, u64), Vec<&Value>> = BTreeMap::new();
         let mut indexes: Vec<&u64> = exported.keys().collect();
         indexes.sort();
         for i in &indexes {
             let line = &exported[*i];
-            by_instrument
-                .entry(line["instrument_id"].as_u64().unwrap())
+            by_book
+                .entry((
+                    line["instrument_id"].as_u64().unwrap(),
+                    line["publisher_id"].as_u64().unwrap(),
+                ))
                 .or_default()
                 .push(line);
         }
         let (_, instruments) = server.get("/api/v1/instruments").await;
         let symbol_of = |id: u64| -> String {
-            instruments["instruments"]
+            instruments
                 .as_array()
                 .unwrap()
                 .iter()
@@ -107,7 +113,7 @@ async fn time_travel_equals_export_book_at_random_boundaries() {
         };
         let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
         let mut checked = 0;
-        for (instrument, lines) in &by_instrument {
+        for ((instrument, publisher), lines) in &by_book {
             let symbol = symbol_of(*instrument);
             let picks = 25.min(lines.len());
             for k in 0..picks {
@@ -126,10 +132,15 @@ async fn time_travel_equals_export_book_at_random_boundaries() {
                     .last()
                     .unwrap();
                 let (status, book) = server
-                    .get(&format!("/api/v1/book/{symbol}/at?ts={ts}&depth=10"))
+                    .get(&format!(
+                        "/api/v1/book/{symbol}/at?ts={ts}&depth=10&publisher={publisher}"
+                    ))
                     .await;
                 assert_eq!(status, 200, "{name} {symbol} at {ts}: {book}");
-                assert_eq!(book["event_index"], expected["i"], "{name} {symbol} at {ts}");
+                assert_eq!(
+                    book["event_index"], expected["i"],
+                    "{name} {symbol} at {ts}"
+                );
                 assert_eq!(levels(&book, "bids"), export_levels(expected, "bids"));
                 assert_eq!(levels(&book, "asks"), export_levels(expected, "asks"));
                 assert_eq!(book["ts_recv"], expected["ts_recv"]);
@@ -138,7 +149,10 @@ async fn time_travel_equals_export_book_at_random_boundaries() {
             // Before the first record of the file: nothing to show.
             let first_ts = records[0].ts_recv;
             let (status, body) = server
-                .get(&format!("/api/v1/book/{symbol}/at?ts={}", first_ts - 1))
+                .get(&format!(
+                    "/api/v1/book/{symbol}/at?ts={}&publisher={publisher}",
+                    first_ts - 1
+                ))
                 .await;
             assert_eq!(status, 404, "{body}");
             assert_eq!(body["error"]["code"], "no_data_at");
@@ -191,9 +205,16 @@ async fn trades_bars_and_history_match_the_file() {
     // Bars over a window in the middle, for three intervals, computed here independently.
     let from = trades[trades.len() / 4].1.ts_recv;
     let to = trades[trades.len() * 3 / 4].1.ts_recv;
-    for (interval, ns) in [("1s", 1_000_000_000u64), ("1m", 60_000_000_000), ("5m", 300_000_000_000)] {
+    for (interval, ns) in [
+        ("1s", 1_000_000_000u64),
+        ("1m", 60_000_000_000),
+        ("5m", 300_000_000_000),
+    ] {
         let mut expected: BTreeMap<u64, [i64; 6]> = BTreeMap::new();
-        for (_, r) in trades.iter().filter(|(_, r)| r.ts_recv >= from && r.ts_recv <= to) {
+        for (_, r) in trades
+            .iter()
+            .filter(|(_, r)| r.ts_recv >= from && r.ts_recv <= to)
+        {
             let start = r.ts_recv / ns * ns;
             let e = expected
                 .entry(start)
@@ -205,13 +226,20 @@ async fn trades_bars_and_history_match_the_file() {
             e[5] += 1;
         }
         let (status, body) = server
-            .get(&format!("/api/v1/bars?symbol={symbol}&interval={interval}&from={from}&to={to}"))
+            .get(&format!(
+                "/api/v1/bars?symbol={symbol}&interval={interval}&from={from}&to={to}"
+            ))
             .await;
         assert_eq!(status, 200, "{body}");
         let bars = body["bars"].as_array().unwrap();
         assert_eq!(bars.len(), expected.len(), "{interval}");
         for (bar, (start, e)) in bars.iter().zip(&expected) {
-            let b: Vec<i64> = bar.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+            let b: Vec<i64> = bar
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
             assert_eq!(b[0] as u64, *start, "{interval}");
             assert_eq!(&b[1..], &e[..], "{interval} bar at {start}");
         }
@@ -236,7 +264,10 @@ async fn trades_bars_and_history_match_the_file() {
         .text()
         .await
         .unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), expected.len());
     for (line, (i, r)) in lines.iter().zip(&expected) {
         assert_eq!(line["index"].as_u64().unwrap(), *i as u64);
@@ -244,9 +275,15 @@ async fn trades_bars_and_history_match_the_file() {
         assert_eq!(line["price"].as_i64().unwrap(), r.price);
         assert_eq!(line["order_id"].as_u64().unwrap(), r.order_id);
         assert_eq!(line["size"].as_u64().unwrap(), u64::from(r.size));
-        assert_eq!(line["action"].as_str().unwrap(), (r.action as u8 as char).to_string());
+        assert_eq!(
+            line["action"].as_str().unwrap(),
+            (r.action as u8 as char).to_string()
+        );
         assert_eq!(line["flags"].as_u64().unwrap(), u64::from(r.flags.raw()));
-        assert_eq!(line["ts_in_delta"].as_i64().unwrap(), i64::from(r.ts_in_delta));
+        assert_eq!(
+            line["ts_in_delta"].as_i64().unwrap(),
+            i64::from(r.ts_in_delta)
+        );
     }
 
     // The same window as SSE: meta, mbo pages, end with the count.
@@ -310,5 +347,88 @@ async fn bad_history_requests_get_4xx_json() {
         let (got, body) = plain.get(path).await;
         assert_eq!(got, 404, "{path}: {body}");
         assert_eq!(body["error"]["code"], "storage_off", "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_restores_books_from_a_checkpoint_round_exactly() {
+    let file = mbo_data("CLX5_mbo.dbn");
+    let records = records_of(&file);
+    let dir = tempfile::tempdir().unwrap();
+    let server = stored_server(&file, dir.path()).await;
+    wait_rows(&server, records.len()).await;
+    let exported = export_book(file.to_str().unwrap(), 10);
+    let mut indexes: Vec<u64> = exported.keys().copied().collect();
+    indexes.sort_unstable();
+    let mut rng = XorShift(0x1234_5678_9abc_def1);
+    // The same file again on the same database, started paused: the session (the file's
+    // content hash) has its rounds, and a paused seek stays at its target.
+    drop(server);
+    let db = dir.path().join("mbo.db");
+    let server = Server::start(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--dbn",
+            file.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--start-paused",
+        ],
+        &[],
+    );
+    for k in 0..6 {
+        // Targets past the first round (5,000 records), so a round exists before each.
+        let line = loop {
+            let i = indexes[(rng.next() % indexes.len() as u64) as usize];
+            if i > 6_000 {
+                break &exported[&i];
+            }
+        };
+        let ts = line["ts_recv"].as_u64().unwrap();
+        let expected = indexes
+            .iter()
+            .map(|i| &exported[i])
+            .take_while(|l| l["ts_recv"].as_u64().unwrap() <= ts)
+            .last()
+            .unwrap();
+        let before = server
+            .metric("mbo_seeks_from_checkpoint_total")
+            .await
+            .unwrap_or(0.0);
+        let (status, body) = server
+            .post(
+                "/api/v1/replay",
+                &format!("{{\"action\":\"seek\",\"ts\":{ts}}}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        server
+            .post("/api/v1/replay", r#"{"action":"pause"}"#, None)
+            .await;
+        // The seek's catch-up lands within milliseconds; poll until the book shows it.
+        let mut book = Value::Null;
+        for _ in 0..200 {
+            let (_, b) = server.get("/api/v1/book/CLX5?depth=10").await;
+            if b["event_index"] == expected["i"] {
+                book = b;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(book["event_index"], expected["i"], "seek {k} to {ts}");
+        assert_eq!(levels(&book, "bids"), export_levels(expected, "bids"));
+        assert_eq!(levels(&book, "asks"), export_levels(expected, "asks"));
+        let after = server
+            .metric("mbo_seeks_from_checkpoint_total")
+            .await
+            .unwrap_or(0.0);
+        assert_eq!(
+            after,
+            before + 1.0,
+            "seek {k} started from a checkpoint round"
+        );
     }
 }

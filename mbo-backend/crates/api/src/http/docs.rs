@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::http::{history, control, mbo_stream, observe, rest, stream};
+use crate::http::{control, history, mbo_stream, observe, rest, stream};
 
 /// The API description.
 #[derive(OpenApi)]

@@ -147,13 +147,7 @@ pub async fn book_at(
                 format!("{symbol} had no event at or before ts {ts}"),
             )
         })?;
-    let frame = build_frame(
-        &book,
-        entry.symbol.clone(),
-        s.hub.epoch(),
-        unix_ns(),
-        depth,
-    );
+    let frame = build_frame(&book, entry.symbol.clone(), s.hub.epoch(), unix_ns(), depth);
     Ok(json_bytes(frame.json(depth)))
 }
 
@@ -178,7 +172,9 @@ pub async fn trades(
     let (from, to) = window(&p)?;
     let limit = int_param::<usize>(&p, "limit", 1..=TRADES_MAX)?.unwrap_or(TRADES_DEFAULT);
     let after = int_param::<u64>(&p, "after", 0..=i64::MAX as u64)?;
-    let publisher = p.contains_key("publisher").then_some(entry.key.publisher_id);
+    let publisher = p
+        .contains_key("publisher")
+        .then_some(entry.key.publisher_id);
     let instrument_id = entry.key.instrument_id;
     let rows = storage
         .read(move |r, session| {
@@ -216,7 +212,11 @@ pub async fn trades(
         out.push(b',');
         out.extend_from_slice(n.format(t.size).as_bytes());
         out.extend_from_slice(b",\"");
-        out.push(if t.side.is_ascii_alphanumeric() { t.side } else { b'?' });
+        out.push(if t.side.is_ascii_alphanumeric() {
+            t.side
+        } else {
+            b'?'
+        });
         out.extend_from_slice(b"\"]");
     }
     out.extend_from_slice(b"],\"next\":");
@@ -278,13 +278,17 @@ pub async fn bars(
     let name = p
         .get("interval")
         .map(|v| v.trim().to_owned())
-        .ok_or_else(|| ApiError::bad_request("interval is required: 1s, 5s, 15s, 1m, 5m, 15m, 1h or 1d"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("interval is required: 1s, 5s, 15s, 1m, 5m, 15m, 1h or 1d")
+        })?;
     let interval = interval_ns(&name).ok_or_else(|| {
         ApiError::bad_request(format!(
             "interval must be 1s, 5s, 15s, 1m, 5m, 15m, 1h or 1d, got {name:?}"
         ))
     })?;
-    let publisher = p.contains_key("publisher").then_some(entry.key.publisher_id);
+    let publisher = p
+        .contains_key("publisher")
+        .then_some(entry.key.publisher_id);
     let instrument_id = entry.key.instrument_id;
     let bars = storage
         .read(move |r, session| {
@@ -506,7 +510,11 @@ fn ndjson_page(page: &[(u64, dbn::MboMsg)]) -> Bytes {
         // never contain commas (numbers and one-letter codes).
         out.push(b'{');
         let inner = row.get(1..row.len().saturating_sub(1)).unwrap_or_default();
-        for (k, (name, value)) in HISTORY_FIELDS.iter().zip(inner.split(|&b| b == b',')).enumerate() {
+        for (k, (name, value)) in HISTORY_FIELDS
+            .iter()
+            .zip(inner.split(|&b| b == b','))
+            .enumerate()
+        {
             if k > 0 {
                 out.push(b',');
             }
