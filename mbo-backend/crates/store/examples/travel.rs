@@ -8,6 +8,12 @@
 //! `book_at` for 100 random (seeded) points across the whole time range, each for a random
 //! instrument, and prints one JSON line: records, import_s, rounds, points, p50_ms, p99_ms,
 //! max_ms.
+//!
+//! Measured (2-core AMD EPYC shared with other builds, load average ~6, N = 10,000,000,
+//! default rounds every 50,000 records): import 25.6 s, 199 rounds, p50 13.3 ms, p99 36.2 ms,
+//! max 36.5 ms. A query costs one blob decode plus the scan of the records between the
+//! round and `ts` (about 0.5 µs per record scanned), so latency grows linearly with
+//! `CheckpointPolicy::every_events`.
 
 use std::time::Instant;
 

@@ -418,3 +418,48 @@ fn before_the_retention_horizon_is_an_error() {
     let err = reader.book_at(f.session, key, ts(kept)).unwrap_err();
     assert!(matches!(err, StoreError::BeforeHorizon { .. }), "{err}");
 }
+
+#[test]
+fn a_reader_sees_the_commits_of_a_running_writer() {
+    let (records, _) = read_file(REAL_FILES[3]);
+    let n = records.len();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mbo.db");
+    let store = Store::open(&db).unwrap();
+    let session = store.session("file", "test:live", None).unwrap();
+    let reader = HistoryReader::open(&db).unwrap();
+    assert_eq!(reader.time_range(session).unwrap(), None);
+
+    let writer = mbo_store::Writer::spawn(&db, session, 2).unwrap();
+    writer
+        .send(mbo_store::Batch::new(0, records[..5000].to_vec()))
+        .unwrap();
+    let start = std::time::Instant::now();
+    while writer.events_written() < 5000 {
+        assert!(start.elapsed() < Duration::from_secs(30), "writer stuck");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        reader.time_range(session).unwrap(),
+        Some((records[0].ts_recv, records[4999].ts_recv))
+    );
+    let all = EventQuery {
+        session,
+        instrument_id: None,
+        from: 0,
+        to: u64::MAX,
+        after: None,
+        limit: usize::MAX,
+    };
+    assert_eq!(reader.events(&all).unwrap().len(), 5000);
+    // The writer keeps committing while the reader holds its connection open.
+    writer
+        .send(mbo_store::Batch::new(5000, records[5000..].to_vec()))
+        .unwrap();
+    writer.finish().unwrap();
+    assert_eq!(
+        reader.time_range(session).unwrap(),
+        Some((records[0].ts_recv, records[n - 1].ts_recv))
+    );
+    assert_eq!(reader.events(&all).unwrap().len(), n);
+}
