@@ -8,6 +8,8 @@ Markdown table (and as JSON lines with --json). Scenarios:
   fanout   1,000 /api/v1/stream clients, interval 50 ms, feed at 100,000 records/s
   hold     10,000 /api/v1/stream clients held 60 s (RSS, frames)
   mbo      one /api/v1/stream/mbo client, feed at max pace
+  storage  ingestion with storage off and on (--db), one simulated file, same run: at max
+           pace and at 1,000,000 records/s offered; database bytes per million records
 
 Usage: bench_serve.py MBO_BINARY DATA_DIR [scenario ...] [--json]
 """
@@ -174,7 +176,61 @@ def mbo_stream(mbo, data):
     ], rep
 
 
-SCENARIOS = {"startup": startup, "fanout": fanout, "hold": hold, "mbo": mbo_stream}
+def metric_sum(server, prefix):
+    status, body = server.get("/metrics")
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(prefix):
+            total += float(line.split()[-1])
+    return total
+
+
+def ingest_once(mbo, path, records, extra):
+    """Seconds from the server's start until every record is applied (storage off) or
+    committed (storage on), and the server's final metrics."""
+    s = Server(mbo, ["--dbn", path, *extra])
+    stored = "--db" in extra
+    while True:
+        applied = metric_sum(s, "mbo_records_total{")
+        done = metric_sum(s, 'mbo_storage_rows_written_total{table="events"}') if stored else applied
+        if done >= records:
+            break
+        time.sleep(0.02)
+    secs = time.monotonic() - s.t0
+    bp = metric_sum(s, "mbo_storage_backpressure_seconds_total")
+    size = metric_sum(s, "mbo_storage_db_bytes")
+    s.stop()
+    return secs, bp, size
+
+
+def storage(mbo, data):
+    records = 5_000_000
+    path = "/tmp/mbo-bench-storage.dbn"
+    if not os.path.exists(path):
+        subprocess.run([mbo, "simulate", "--out", path, "--records", str(records), "--instruments", "3"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows, raw = [], {}
+    for label, pace in [("max pace", ["--pace", "max"]),
+                        ("1,000,000 records/s offered", ["--pace", "rate", "--rate", "1000000"])]:
+        off, _, _ = ingest_once(mbo, path, records, pace)
+        db = f"/tmp/mbo-bench-storage-{os.getpid()}.db"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.remove(db + suffix)
+        on, bp, size = ingest_once(mbo, path, records, pace + ["--db", db])
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.remove(db + suffix)
+        raw[label] = {"records": records, "off_s": off, "on_s": on, "backpressure_s": bp, "db_bytes": size}
+        rows.append((f"ingest {records:,} records, {label}: storage off / on",
+                     f"{records / off:,.0f} / {records / on:,.0f} records/s (on/off {off / on:.2f}; backpressure {bp:.1f} s)",
+                     "on ≥ 0.8 × off"))
+        if label == "max pace":
+            rows.append(("  database size per million records", f"{size / records:,.0f} bytes ({size / records * 1e6 / 2**20:,.1f} MiB)", "reported"))
+    return rows, raw
+
+
+SCENARIOS = {"startup": startup, "fanout": fanout, "hold": hold, "mbo": mbo_stream, "storage": storage}
 
 
 def main():
