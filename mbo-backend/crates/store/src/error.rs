@@ -33,6 +33,17 @@ pub enum StoreError {
     /// A checkpoint blob is malformed.
     #[error("corrupt checkpoint: {0}")]
     Checkpoint(&'static str),
+    /// A retention policy string could not be parsed.
+    #[error("invalid retention policy {input:?}: {reason}")]
+    InvalidRetention {
+        /// The text given.
+        input: String,
+        /// What is wrong with it, and what is expected.
+        reason: String,
+    },
+    /// The retention thread could not be started.
+    #[error("cannot start the retention thread: {0}")]
+    RetentionSpawn(#[source] std::io::Error),
 }
 
 /// Result alias for store operations.

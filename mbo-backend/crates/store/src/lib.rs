@@ -22,6 +22,8 @@
 //!   `checkpoints` table.
 //! * [`Recorder`] is what an ingesting process talks to: it batches applied records, skips
 //!   what is already stored, and takes checkpoint rounds of the whole market.
+//! * [`retention`] deletes whole old ranges (by ingestion age and/or a row budget), cut at
+//!   checkpoint rounds so time travel keeps working for everything retained.
 //!
 //! ## Integer mapping
 //!
@@ -36,6 +38,7 @@
 pub mod checkpoint;
 mod error;
 mod recorder;
+pub mod retention;
 pub mod schema;
 mod store;
 mod writer;
@@ -43,6 +46,10 @@ mod writer;
 pub use checkpoint::{decode_checkpoint, encode_checkpoint, DecodedCheckpoint, CHECKPOINT_FORMAT};
 pub use error::{Result, StoreError};
 pub use recorder::{CheckpointPolicy, Recorder, RecorderOptions};
+pub use retention::{
+    enforce, enforce_store, spawn_retention, Deleted, Retention, RetentionObserver,
+    RetentionPolicy, RetentionTask, RetentionTotals,
+};
 pub use store::{SessionId, Store, StoreStats};
 pub use writer::{
     Batch, BatchObserver, BatchReport, Checkpoint, SymbolMapping, Writer, WriterStats,
