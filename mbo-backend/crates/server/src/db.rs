@@ -469,7 +469,10 @@ struct Imported {
     session: SessionId,
     dataset: String,
     key: String,
+    /// Records in the file.
     records: u64,
+    /// Records read and applied by this run (0 when everything was already stored).
+    read: u64,
     already_stored: bool,
     stats: mbo_store::WriterStats,
     symbols: usize,
@@ -496,6 +499,7 @@ fn import(args: &DbImportArgs) -> Result<String> {
         dataset: meta.dataset.clone(),
         key,
         records: total,
+        read: 0,
         already_stored: false,
         stats: mbo_store::WriterStats::default(),
         symbols: 0,
@@ -520,7 +524,11 @@ fn import(args: &DbImportArgs) -> Result<String> {
     };
     let mut recorder = Recorder::new(writer, options, stored_through, last_round);
     let mut market = Market::new();
-    let mut run: Vec<MboMsg> = Vec::with_capacity(RUN * 2);
+    // Runs well below the round interval, so rounds land close to every N records.
+    let run_len = usize::try_from(args.checkpoint_every / 4)
+        .unwrap_or(RUN)
+        .clamp(64, RUN);
+    let mut run: Vec<MboMsg> = Vec::with_capacity(run_len * 2);
     let mut records = 0u64;
     while let Some(rec) = source
         .next_record()
@@ -530,7 +538,7 @@ fn import(args: &DbImportArgs) -> Result<String> {
         run.push(rec.clone());
         records += 1;
         // At an event boundary (or, for a file without them, at a bound on memory).
-        if (run.len() >= RUN && applied.boundary) || run.len() >= RUN * 16 {
+        if (run.len() >= run_len && applied.boundary) || run.len() >= RUN * 16 {
             hand_over(&mut recorder, &market, &mut run).with_context(db_context)?;
         }
     }
@@ -541,6 +549,7 @@ fn import(args: &DbImportArgs) -> Result<String> {
     done.stats = recorder.finish().with_context(db_context)?;
     store.end_session(session).with_context(db_context)?;
     done.records = records;
+    done.read = records;
     done.already_stored = done.stats.events_written == 0;
     done.seconds = start.elapsed().as_secs_f64();
     Ok(import_report(&done, file, db, args.json))
@@ -597,7 +606,7 @@ fn symbol_mappings(symbols: &[mbo_feed::SymbolInfo], market: &Market) -> Vec<Sym
 
 fn import_report(done: &Imported, file: &Path, db: &Path, as_json: bool) -> String {
     let rate = if done.seconds > 0.0 {
-        done.records as f64 / done.seconds
+        done.read as f64 / done.seconds
     } else {
         0.0
     };
@@ -610,6 +619,7 @@ fn import_report(done: &Imported, file: &Path, db: &Path, as_json: bool) -> Stri
             "source_key": done.key,
             "dataset": done.dataset,
             "records": done.records,
+            "records_read": done.read,
             "already_stored": done.already_stored,
             "events_written": s.events_written,
             "trades_written": s.trades_written,
@@ -639,10 +649,14 @@ fn import_report(done: &Imported, file: &Path, db: &Path, as_json: bool) -> Stri
             done.records, s.events_written, s.trades_written, s.checkpoints_written, done.symbols
         );
     }
-    t += &format!(
-        "  {:.2} s, {} records/s\n",
-        done.seconds,
-        rate.round() as u64
-    );
+    if done.read > 0 {
+        t += &format!(
+            "  {:.2} s, {} records/s\n",
+            done.seconds,
+            rate.round() as u64
+        );
+    } else {
+        t += &format!("  {:.2} s (the file was not read)\n", done.seconds);
+    }
     t
 }
