@@ -19,8 +19,10 @@ help:
 # Settings come from .env / MBO_* (see .env.example); extra flags via ARGS="--dbn FILE ...".
 run:
 	cd $(BACKEND) && $(CARGO) build --release --locked -p mbo-server
-	@# Storage is on by default here (data/mbo.db) unless MBO_DB is set in the environment or .env.
+	@# Storage is on by default here (data/mbo.db, keeping 24 h and at most 10 M records, about
+	@# 1 GB) unless MBO_DB / MBO_RETENTION are set in the environment or .env.
 	if [ -z "$${MBO_DB+x}" ] && ! grep -qs '^MBO_DB=' .env; then export MBO_DB=data/mbo.db; fi; \
+	if [ -z "$${MBO_RETENTION+x}" ] && ! grep -qs '^MBO_RETENTION=' .env; then export MBO_RETENTION=24h,10M; fi; \
 	exec $(BACKEND)/target/release/mbo serve $(ARGS)
 
 check-data:

@@ -40,6 +40,8 @@ pub enum Command {
     /// Open many SSE clients against a running `mbo serve` on loopback and report latency,
     /// frames, bytes and the server's memory.
     Loadtest(crate::loadtest::LoadtestArgs),
+    /// The SQLite history database: stats, vacuum, import a DBN file, apply retention.
+    Db(crate::db::DbArgs),
 }
 
 /// `mbo simulate`.

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod db;
 mod export;
 mod fetch;
 mod loadtest;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Simulate(args)) => simulate::run(&args),
         Some(cli::Command::Stats(args)) => stats::run(&args),
         Some(cli::Command::Loadtest(args)) => loadtest::run(&args),
+        Some(cli::Command::Db(args)) => db::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

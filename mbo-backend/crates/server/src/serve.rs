@@ -102,6 +102,13 @@ pub struct ServeArgs {
     /// Continue the replay where the stored data of this source ends (needs --db).
     #[arg(long, env = "MBO_RESUME")]
     pub resume: bool,
+    /// Storage: what to keep: an age (7d, 12h), a row budget (10M), both (7d,10M) or off.
+    /// Old data is deleted in whole ranges, at checkpoint rounds, by a background thread.
+    #[arg(long, env = "MBO_RETENTION", default_value = "off")]
+    pub retention: mbo_store::RetentionPolicy,
+    /// Storage: how often retention runs.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub retention_every: Duration,
     /// Storage: a checkpoint round of every book at least every N records.
     #[arg(long, env = "MBO_CHECKPOINT_EVENTS", default_value_t = 50_000,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -206,6 +213,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             plan.config.stored_through.map_or(0, |i| i + 1),
         );
     }
+    let plan_path = plan
+        .as_ref()
+        .map(|p| (p.config.path.clone(), p.config.session));
     let config = ServerConfig {
         bind: args.bind,
         max_streams: args.max_streams,
@@ -216,7 +226,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .map(Secret::new),
         static_dir: Some(args.static_dir.clone()),
         shutdown_timeout: args.shutdown_timeout,
-        storage: plan.map(|p| p.config),
+        storage: plan.as_ref().map(|p| p.config.clone()),
         ..ServerConfig::default()
     };
     let app = Application::build_on(config, feed, description.clone(), ingest.handle())
@@ -225,6 +235,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let url = display_url(app.addr());
     println!("mbo: listening on {url} ({description})");
     tracing::info!(%url, source = %description, "listening");
+    let retention = match (&plan_path, args.retention.is_off()) {
+        (Some(path), false) => Some(start_retention(
+            path,
+            &args.retention,
+            args.retention_every,
+            &app,
+        )?),
+        _ => None,
+    };
     let hub = app.state().hub.clone();
     tokio::spawn(async move {
         // Ready comes within milliseconds on a file or the simulator; a server started
@@ -253,12 +272,63 @@ async fn serve(args: ServeArgs) -> Result<()> {
     app.run_until_stopped(stop_signal())
         .await
         .context("serving")?;
-    // Joins the ingest thread; its tasks end with it.
-    tokio::task::spawn_blocking(move || drop(ingest))
-        .await
-        .context("stopping the ingest thread")?;
+    // Joins the ingest thread; its tasks end with it (the engine has flushed storage).
+    tokio::task::spawn_blocking(move || {
+        drop(ingest);
+        if let Some(task) = retention {
+            task.stop();
+        }
+        if let Some((path, session)) = plan_path {
+            let ended = Store::open(&path).and_then(|s| s.end_session(session));
+            if let Err(e) = ended {
+                tracing::warn!(error = %e, "could not mark the feed session ended");
+            }
+        }
+    })
+    .await
+    .context("stopping the ingest thread")?;
     println!("mbo: stopped");
     Ok(())
+}
+
+/// Starts the retention thread: a pass now, then every `every`; what it deletes
+/// is counted in `mbo_storage_retention_deleted_total`.
+fn start_retention(
+    (path, _): &(PathBuf, mbo_store::SessionId),
+    policy: &mbo_store::RetentionPolicy,
+    every: Duration,
+    app: &Application,
+) -> Result<mbo_store::RetentionTask> {
+    let metrics = app.state().metrics.clone();
+    let observer: mbo_store::RetentionObserver = Box::new(move |pass| match pass {
+        Ok(d) => {
+            let deleted = metrics.storage_retention_deleted.clone();
+            for (table, n) in [
+                ("events", d.events),
+                ("trades", d.trades),
+                ("checkpoints", d.checkpoints),
+            ] {
+                if n > 0 {
+                    deleted.with_label_values(&[table]).inc_by(n);
+                }
+            }
+            if !d.is_empty() {
+                tracing::info!(
+                    events = d.events,
+                    trades = d.trades,
+                    checkpoints = d.checkpoints,
+                    sessions = d.sessions,
+                    "retention deleted old data"
+                );
+            }
+        }
+        Err(e) => {
+            metrics.storage_errors.inc();
+            tracing::error!(error = %e, "retention pass failed");
+        }
+    });
+    tracing::info!(policy = %policy, "retention on");
+    mbo_store::spawn_retention(path, policy.clone(), every, observer).context("starting retention")
 }
 
 /// The URL people should open: a wildcard bind is reachable on loopback.

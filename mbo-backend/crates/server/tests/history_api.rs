@@ -432,3 +432,70 @@ async fn a_seek_restores_books_from_a_checkpoint_round_exactly() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_in_the_server_deletes_old_ranges_and_time_travel_says_gone() {
+    let file = mbo_data("CLX5_mbo.dbn");
+    let records = records_of(&file);
+    let dir = tempfile::tempdir().unwrap();
+    let server = stored_server(&file, dir.path()).await;
+    wait_rows(&server, records.len()).await;
+    drop(server);
+    let db = dir.path().join("mbo.db");
+    let server = Server::start(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--dbn",
+            file.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--start-paused",
+            "--retention",
+            "10000rows",
+            "--retention-every",
+            "100ms",
+        ],
+        &[],
+    );
+    let mut deleted = 0.0;
+    for _ in 0..300 {
+        deleted = server
+            .metric("mbo_storage_retention_deleted_total{table=\"events\"}")
+            .await
+            .unwrap_or(0.0);
+        if deleted > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        deleted as usize >= records.len() - 10_000 - 5_000,
+        "deleted {deleted}"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (rows, first): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM mbo_events), (SELECT first_index FROM feed_sessions)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(rows <= 10_000, "{rows} rows kept");
+    assert_eq!(
+        rows,
+        records.len() as i64 - first,
+        "exactly the events after the cut"
+    );
+    // Before the horizon: gone; after it: still the exact book.
+    let (status, body) = server
+        .get(&format!("/api/v1/book/CLX5/at?ts={}", records[10].ts_recv))
+        .await;
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(body["error"]["code"], "before_retention");
+    let last = records.last().unwrap().ts_recv;
+    let (status, body) = server.get(&format!("/api/v1/book/CLX5/at?ts={last}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["event_index"].as_u64(), Some(records.len() as u64 - 1));
+}

@@ -70,6 +70,17 @@ pub enum StoreError {
     /// A query's parameters are invalid (e.g. a zero bar interval).
     #[error("invalid query: {0}")]
     InvalidQuery(&'static str),
+    /// A retention policy string could not be parsed.
+    #[error("invalid retention policy {input:?}: {reason}")]
+    InvalidRetention {
+        /// The text given.
+        input: String,
+        /// What is wrong with it, and what is expected.
+        reason: String,
+    },
+    /// The retention thread could not be started.
+    #[error("cannot start the retention thread: {0}")]
+    RetentionSpawn(#[source] std::io::Error),
 }
 
 fn horizon_text(horizon: &Option<u64>) -> String {

@@ -22,6 +22,8 @@
 //!   `checkpoints` table.
 //! * [`Recorder`] is what an ingesting process talks to: it batches applied records, skips
 //!   what is already stored, and takes checkpoint rounds of the whole market.
+//! * [`retention`] deletes whole old ranges (by ingestion age and/or a row budget), cut at
+//!   checkpoint rounds so time travel keeps working for everything retained.
 //!
 //! ## Integer mapping
 //!
@@ -37,6 +39,7 @@ pub mod checkpoint;
 mod error;
 pub mod query;
 mod recorder;
+pub mod retention;
 pub mod schema;
 mod store;
 mod writer;
@@ -45,6 +48,10 @@ pub use checkpoint::{decode_checkpoint, encode_checkpoint, DecodedCheckpoint, CH
 pub use error::{Result, StoreError};
 pub use query::{Bar, BarQuery, EventQuery, HistoryReader, TradeQuery, TradeRow};
 pub use recorder::{CheckpointPolicy, Recorder, RecorderOptions};
+pub use retention::{
+    enforce, enforce_store, spawn_retention, Deleted, Retention, RetentionObserver,
+    RetentionPolicy, RetentionTask, RetentionTotals,
+};
 pub use store::{SessionId, Store, StoreStats};
 pub use writer::{
     Batch, BatchObserver, BatchReport, Checkpoint, SymbolMapping, Writer, WriterProbe, WriterStats,

@@ -560,4 +560,18 @@ impl HistoryReader {
             .zip(hi)
             .map(|(lo, hi)| (u64_from_sql(lo), u64_from_sql(hi))))
     }
+
+    /// Publishers of `instrument_id` in the session's checkpoint rounds, ascending (how a
+    /// history request names a book the live market has not shown yet).
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn publishers(&self, session: SessionId, instrument_id: u32) -> Result<Vec<u16>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT publisher_id FROM checkpoints \
+             WHERE session_id = ?1 AND instrument_id = ?2 ORDER BY publisher_id",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![session.0, instrument_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<u16>>>()?)
+    }
 }

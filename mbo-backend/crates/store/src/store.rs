@@ -113,9 +113,11 @@ impl Store {
         dataset: Option<&str>,
     ) -> Result<SessionId> {
         // One statement: two connections racing on the same key both end with the one row.
+        // A session taken up again is open again (retention never drops an open session
+        // whole).
         self.conn.execute(
             "INSERT INTO feed_sessions (source, source_key, dataset, started_at)
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (source_key) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (source_key) DO UPDATE SET ended_at = NULL",
             params![source, source_key, dataset, now_ns()],
         )?;
         let id = self.conn.query_row(

@@ -30,7 +30,7 @@ use crate::error::ApiError;
 use crate::http::control::parse_ts_str;
 use crate::http::rest::{json_bytes, MAX_DEPTH};
 use crate::http::{depth_param, find_book, int_param, params, AppState, Params};
-use crate::hub::{write_record_array, BookEntry, HISTORY_FIELDS};
+use crate::hub::{write_record_array, HISTORY_FIELDS};
 use crate::storage::{ReadError, Storage};
 
 /// Trades per page by default, and at most.
@@ -107,13 +107,61 @@ fn window(p: &Params) -> Result<(u64, u64), ApiError> {
     Ok((from, to))
 }
 
+/// A book named by a history request.
+struct HistoryBook {
+    key: BookKey,
+    symbol: Arc<str>,
+}
+
+/// The book `symbol` names: a book of the live market, else (a server started paused, a
+/// seek back before a book's first event) an instrument of the feed's metadata whose
+/// publisher comes from `publisher` or the stored checkpoint rounds.
+async fn resolve(s: &AppState, symbol: &str, p: &Params) -> Result<HistoryBook, ApiError> {
+    let live = match find_book(&s.hub, Some(symbol), p) {
+        Ok(entry) => {
+            return Ok(HistoryBook {
+                key: entry.key,
+                symbol: entry.symbol.clone(),
+            })
+        }
+        Err(e) if e.code == "no_data_yet" => e,
+        Err(e) => return Err(e),
+    };
+    let Some((&instrument_id, name)) = s
+        .hub
+        .feed
+        .symbols
+        .iter()
+        .find(|(_, name)| &***name == symbol.trim())
+    else {
+        return Err(live);
+    };
+    let publisher = match int_param::<u16>(p, "publisher", 0..=u16::MAX)? {
+        Some(publisher) => publisher,
+        None => {
+            let storage = storage(s)?;
+            let publishers = storage
+                .read(move |r, session| r.publishers(session, instrument_id))
+                .await?;
+            *publishers.first().ok_or(live)?
+        }
+    };
+    Ok(HistoryBook {
+        key: BookKey {
+            instrument_id,
+            publisher_id: publisher,
+        },
+        symbol: name.clone(),
+    })
+}
+
 /// The book a history request names (`symbol` required, `publisher` optional).
-fn history_book(s: &AppState, p: &Params) -> Result<Arc<BookEntry>, ApiError> {
+async fn history_book(s: &AppState, p: &Params) -> Result<HistoryBook, ApiError> {
     let symbol = p
         .get("symbol")
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("symbol is required"))?;
-    find_book(&s.hub, Some(symbol), p)
+    resolve(s, symbol, p).await
 }
 
 /// `GET /api/v1/book/{symbol}/at`: the book at a past moment.
@@ -136,7 +184,7 @@ pub async fn book_at(
     let storage = storage(&s)?;
     let ts = ts_param(&p, "ts")?;
     let depth = depth_param(&p, 10, MAX_DEPTH, true)?;
-    let entry = find_book(&s.hub, Some(&symbol), &p)?;
+    let entry = resolve(&s, &symbol, &p).await?;
     let key: BookKey = entry.key;
     let book = storage
         .read(move |r, session| r.book_at(session, key, ts))
@@ -168,7 +216,7 @@ pub async fn trades(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let storage = storage(&s)?;
-    let entry = history_book(&s, &p)?;
+    let entry = history_book(&s, &p).await?;
     let (from, to) = window(&p)?;
     let limit = int_param::<usize>(&p, "limit", 1..=TRADES_MAX)?.unwrap_or(TRADES_DEFAULT);
     let after = int_param::<u64>(&p, "after", 0..=i64::MAX as u64)?;
@@ -230,7 +278,7 @@ pub async fn trades(
 
 /// `,"symbol":"S","instrument_id":N,"publisher_id":P` (symbols are printable raw symbols;
 /// serde_json escapes them anyway).
-fn push_symbol(out: &mut Vec<u8>, entry: &BookEntry) {
+fn push_symbol(out: &mut Vec<u8>, entry: &HistoryBook) {
     let mut n = itoa::Buffer::new();
     out.extend_from_slice(b",\"symbol\":");
     let quoted = serde_json::to_vec(&*entry.symbol).unwrap_or_else(|_| b"\"\"".to_vec());
@@ -273,7 +321,7 @@ pub async fn bars(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let storage = storage(&s)?;
-    let entry = history_book(&s, &p)?;
+    let entry = history_book(&s, &p).await?;
     let (from, to) = window(&p)?;
     let name = p
         .get("interval")
@@ -356,7 +404,7 @@ pub async fn history_mbo(
     let p = params(q)?;
     let storage = storage(&s)?;
     let entry = match p.get("symbol").filter(|v| !v.trim().is_empty()) {
-        Some(sym) => Some(find_book(&s.hub, Some(sym), &p)?),
+        Some(sym) => Some(resolve(&s, sym, &p).await?),
         None => None,
     };
     let (from, to) = window(&p)?;
