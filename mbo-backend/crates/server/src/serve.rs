@@ -328,7 +328,7 @@ fn start_retention(
         }
     });
     tracing::info!(policy = %policy, "retention on");
-    mbo_store::spawn_retention(path, policy.clone(), every, observer).context("starting retention")
+    mbo_store::spawn_retention(path, *policy, every, observer).context("starting retention")
 }
 
 /// The URL people should open: a wildcard bind is reachable on loopback.
