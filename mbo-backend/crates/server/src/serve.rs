@@ -417,6 +417,7 @@ fn plan_storage(args: &ServeArgs, path: &std::path::Path, sim_start: u64) -> Res
         )
     };
     let session = store.session(source, &key, dataset.as_deref())?;
+    store.reopen_session(session)?;
     let stored_through = store.last_index(session)?;
     let last_round = store.last_checkpoint(session)?;
     let resume_ts = match (args.resume, stored_through) {

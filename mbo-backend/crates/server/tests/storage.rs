@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use harness::Server;
 use mbo_feed::RecordSource;
-use mbo_testkit::mbo_data;
+use mbo_testkit::{mbo_data, RowChecksum, STORED_COLUMNS};
 
 /// Every record of a DBN file, in order.
 fn records_of(path: &Path) -> Vec<dbn::MboMsg> {
@@ -23,51 +23,13 @@ fn records_of(path: &Path) -> Vec<dbn::MboMsg> {
     out
 }
 
-/// FNV-1a over (index, every stored field) of each row, in order: the same function over
-/// the file's records must give the same value.
-fn checksum(rows: impl Iterator<Item = [i64; 14]>) -> (u64, u64) {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    let mut n = 0;
-    for row in rows {
-        for v in row {
-            for b in v.to_le_bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        n += 1;
-    }
-    (n, h)
-}
-
-fn fields(i: usize, r: &dbn::MboMsg) -> [i64; 14] {
-    [
-        i as i64,
-        r.ts_recv as i64,
-        r.hd.ts_event as i64,
-        i64::from(r.hd.instrument_id),
-        i64::from(r.hd.publisher_id),
-        i64::from(r.action as u8),
-        i64::from(r.side as u8),
-        r.price,
-        i64::from(r.size),
-        r.order_id as i64,
-        i64::from(r.flags.raw()),
-        i64::from(r.sequence),
-        i64::from(r.channel_id),
-        i64::from(r.ts_in_delta),
-    ]
-}
-
-/// (rows, checksum) of every stored event of the database's only session.
-fn stored(db: &Path) -> (u64, u64) {
+/// Checksum of every stored event of the database (one session).
+fn stored(db: &Path) -> RowChecksum {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
-        .prepare(
-            "SELECT event_index, ts_recv, ts_event, instrument_id, publisher_id, action, side, \
-             price, size, order_id, flags, sequence, channel_id, ts_in_delta \
-             FROM mbo_events ORDER BY session_id, event_index",
-        )
+        .prepare(&format!(
+            "SELECT {STORED_COLUMNS} FROM mbo_events ORDER BY session_id, event_index"
+        ))
         .unwrap();
     let rows = stmt
         .query_map([], |r| {
@@ -78,9 +40,12 @@ fn stored(db: &Path) -> (u64, u64) {
             Ok(f)
         })
         .unwrap()
-        .map(Result::unwrap)
-        .collect::<Vec<_>>();
-    checksum(rows.into_iter())
+        .map(Result::unwrap);
+    let mut sum = RowChecksum::default();
+    for row in rows {
+        sum.add(&row);
+    }
+    sum
 }
 
 fn scalar(db: &Path, sql: &str) -> i64 {
@@ -114,7 +79,7 @@ fn serve_db(file: &Path, db: &Path, extra: &[&str]) -> Server {
 async fn a_real_file_is_stored_exactly_once_and_serving_it_again_adds_nothing() {
     let file = mbo_data("esh4-glbx-mdp3-20231225.mbo.dbn.zst");
     let records = records_of(&file);
-    let expected = checksum(records.iter().enumerate().map(|(i, r)| fields(i, r)));
+    let expected = RowChecksum::of_records(&records);
     let trades = records.iter().filter(|r| r.action as u8 == b'T').count() as i64;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data").join("mbo.db");
@@ -192,7 +157,7 @@ async fn sigkill_at_random_moments_then_resume_stores_every_record_once() {
         .unwrap();
     assert!(status.success());
     let records = records_of(&file);
-    let expected = checksum(records.iter().enumerate().map(|(i, r)| fields(i, r)));
+    let expected = RowChecksum::of_records(&records);
     let db = dir.path().join("mbo.db");
 
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);

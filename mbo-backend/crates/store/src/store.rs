@@ -113,11 +113,9 @@ impl Store {
         dataset: Option<&str>,
     ) -> Result<SessionId> {
         // One statement: two connections racing on the same key both end with the one row.
-        // A session taken up again is open again (retention never drops an open session
-        // whole).
         self.conn.execute(
             "INSERT INTO feed_sessions (source, source_key, dataset, started_at)
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (source_key) DO UPDATE SET ended_at = NULL",
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (source_key) DO NOTHING",
             params![source, source_key, dataset, now_ns()],
         )?;
         let id = self.conn.query_row(
@@ -226,6 +224,19 @@ impl Store {
             books.push(crate::decode_checkpoint(&data)?.into_book(key));
         }
         Ok(books)
+    }
+
+    /// Marks `session` as open again (a server writing into it once more): retention never
+    /// drops an open session whole.
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn reopen_session(&self, session: SessionId) -> Result<()> {
+        self.conn.execute(
+            "UPDATE feed_sessions SET ended_at = NULL WHERE id = ?1",
+            [session.0],
+        )?;
+        Ok(())
     }
 
     /// Marks `session` as ended now.

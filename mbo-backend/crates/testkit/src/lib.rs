@@ -2,6 +2,9 @@
 //!
 //! * [`mbo_data`]: the path of a real Databento file in `../shared/data/mbo/`; a missing file
 //!   fails the test with a clear message, it never skips.
+//! * [`stored_fields`] and [`RowChecksum`]: the 14 stored columns of a record and an
+//!   order-sensitive checksum over them, so storage tests compare a database with a file
+//!   independently of the store's own code.
 //! * [`CountingAllocator`] and [`count_allocations`]: prove that a hot path allocates nothing.
 //!   Each test binary installs the allocator itself:
 //!   `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;`
@@ -88,4 +91,71 @@ pub fn count_allocations<R>(f: impl FnOnce() -> R) -> (u64, R) {
     COUNTING.with(|c| c.set(false));
     let after = ALLOCATIONS.load(Ordering::Relaxed);
     (after - before, out)
+}
+
+/// The stored columns of record `index` (`event_index, ts_recv, ts_event, instrument_id,
+/// publisher_id, action, side, price, size, order_id, flags, sequence, channel_id,
+/// ts_in_delta`), as SQLite holds them (`u64` bit-cast to `i64`, codes as ASCII).
+pub fn stored_fields(index: u64, r: &dbn::MboMsg) -> [i64; 14] {
+    [
+        index as i64,
+        r.ts_recv as i64,
+        r.hd.ts_event as i64,
+        i64::from(r.hd.instrument_id),
+        i64::from(r.hd.publisher_id),
+        i64::from(r.action as u8),
+        i64::from(r.side as u8),
+        r.price,
+        i64::from(r.size),
+        r.order_id as i64,
+        i64::from(r.flags.raw()),
+        i64::from(r.sequence),
+        i64::from(r.channel_id),
+        i64::from(r.ts_in_delta),
+    ]
+}
+
+/// The `SELECT` list giving [`stored_fields`]'s columns from `mbo_events`.
+pub const STORED_COLUMNS: &str = "event_index, ts_recv, ts_event, instrument_id, publisher_id, \
+     action, side, price, size, order_id, flags, sequence, channel_id, ts_in_delta";
+
+/// Order-sensitive checksum of rows (FNV-1a over every field, chained row after row), and
+/// their count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowChecksum {
+    /// The hash so far.
+    pub hash: u64,
+    /// Rows added.
+    pub rows: u64,
+}
+
+impl Default for RowChecksum {
+    fn default() -> Self {
+        Self {
+            hash: 0xcbf2_9ce4_8422_2325,
+            rows: 0,
+        }
+    }
+}
+
+impl RowChecksum {
+    /// Adds one row.
+    pub fn add(&mut self, row: &[i64; 14]) {
+        for v in row {
+            for b in v.to_le_bytes() {
+                self.hash ^= u64::from(b);
+                self.hash = self.hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// The checksum of `records` numbered from 0.
+    pub fn of_records(records: &[dbn::MboMsg]) -> Self {
+        let mut c = Self::default();
+        for (i, r) in records.iter().enumerate() {
+            c.add(&stored_fields(i as u64, r));
+        }
+        c
+    }
 }

@@ -27,54 +27,14 @@ pub fn read_file(name: &str) -> (Vec<MboMsg>, mbo_feed::FeedMetadata) {
     (out, meta)
 }
 
-/// The 15 stored fields of a record, as the store maps them (independent of the crate).
-pub fn fields(index: u64, r: &MboMsg) -> [i64; 14] {
-    [
-        index as i64,
-        r.ts_recv as i64,
-        r.hd.ts_event as i64,
-        i64::from(r.hd.instrument_id),
-        i64::from(r.hd.publisher_id),
-        i64::from(r.action as u8),
-        i64::from(r.side as u8),
-        r.price,
-        i64::from(r.size),
-        r.order_id as i64,
-        i64::from(r.flags.raw()),
-        i64::from(r.sequence),
-        i64::from(r.channel_id),
-        i64::from(r.ts_in_delta),
-    ]
-}
-
-/// Order-sensitive checksum of rows (FNV-1a over every field, chained row after row).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checksum(pub u64);
-
-impl Default for Checksum {
-    fn default() -> Self {
-        Checksum(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Checksum {
-    pub fn add(&mut self, row: &[i64; 14]) {
-        for v in row {
-            for b in v.to_le_bytes() {
-                self.0 ^= u64::from(b);
-                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-    }
-}
+#[allow(unused_imports)] // Each test binary uses a part of this module.
+pub use mbo_testkit::stored_fields as fields;
+/// Order-sensitive checksum of stored rows (see [`mbo_testkit::RowChecksum`]).
+pub type Checksum = mbo_testkit::RowChecksum;
 
 /// Checksum of records `0..n` of `records` (index = position).
 pub fn file_checksum(records: &[MboMsg]) -> Checksum {
-    let mut c = Checksum::default();
-    for (i, r) in records.iter().enumerate() {
-        c.add(&fields(i as u64, r));
-    }
-    c
+    Checksum::of_records(records)
 }
 
 /// (row count, checksum, min index, max index) of a session's stored events.
