@@ -226,7 +226,7 @@ def storage(mbo, data):
                      f"{records / off:,.0f} / {records / on:,.0f} records/s (on/off {off / on:.2f}; backpressure {bp:.1f} s)",
                      "on ≥ 0.8 × off"))
         if label == "max pace":
-            rows.append(("  database size per million records", f"{size / records:,.0f} bytes ({size / records * 1e6 / 2**20:,.1f} MiB)", "reported"))
+            rows.append(("  database size (file + WAL)", f"{size / records:,.0f} bytes per record ({size / records * 1e6 / 2**20:,.1f} MiB per million)", "reported"))
     return rows, raw
 
 

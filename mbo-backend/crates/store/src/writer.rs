@@ -18,7 +18,7 @@
 //!   returned by the next [`Writer::send`] / [`Writer::finish`].
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -165,6 +165,8 @@ struct Shared {
     blocked_ns: AtomicU64,
     /// Event rows inserted so far.
     events_written: AtomicU64,
+    /// Set by the checkpointer: the WAL is large, the writer should truncate it.
+    reset_wal: AtomicBool,
 }
 
 impl Shared {
@@ -239,13 +241,24 @@ impl Writer {
         // `write_rate` example measured autocheckpoint in the writer at a third of its time).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpoint_conn = configure(path.as_ref())?;
+        let mut wal = path.as_ref().as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
         let (stop_checkpoints, checkpoint_stop) = std::sync::mpsc::channel::<()>();
+        let shared = Arc::new(Shared::default());
+        let ckpt_shared = Arc::clone(&shared);
         let checkpointer = std::thread::Builder::new()
             .name("mbo-store-ckpt".into())
-            .spawn(move || checkpoint_wal(&checkpoint_conn, &checkpoint_stop))
+            .spawn(move || {
+                checkpoint_wal(
+                    &checkpoint_conn,
+                    &wal,
+                    &ckpt_shared.reset_wal,
+                    &checkpoint_stop,
+                );
+            })
             .map_err(StoreError::Spawn)?;
         let (tx, rx) = sync_channel(capacity.max(1));
-        let shared = Arc::new(Shared::default());
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("mbo-store-writer".into())
@@ -382,19 +395,31 @@ impl Drop for Writer {
 /// How often the checkpointer copies committed WAL pages into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
+/// WAL size past which the checkpointer resets it (`TRUNCATE`).
+const WAL_RESET_BYTES: u64 = 64 << 20;
+
 /// The checkpointer thread: a `PASSIVE` WAL checkpoint every [`CHECKPOINT_EVERY`] (it never
-/// blocks the writer or readers; the WAL is reused from its start once a checkpoint has
-/// caught up), and one last when the writer stops. Errors are not fatal: the next attempt
-/// retries, and the WAL simply grows meanwhile.
-fn checkpoint_wal(conn: &Connection, stop: &Receiver<()>) {
-    let checkpoint = || {
-        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+/// blocks the writer or readers), and one last when the writer stops.
+///
+/// A passive checkpoint alone lets the WAL grow without bound under a writer that never
+/// pauses: SQLite restarts the log only at a transaction that finds every frame already
+/// copied, and a busy writer has always appended more by then. A blocking checkpoint from
+/// this thread would starve instead (the writer takes the lock again at once). So past
+/// [`WAL_RESET_BYTES`] this thread raises `reset`, and the writer itself truncates the WAL
+/// between two batches, when the passive checkpoints have already copied nearly every frame.
+/// Errors are not fatal: the next attempt retries.
+fn checkpoint_wal(conn: &Connection, wal: &Path, reset: &AtomicBool, stop: &Receiver<()>) {
+    let checkpoint = |mode: &str| {
+        let _ = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
     };
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
     {
-        checkpoint();
+        checkpoint("PASSIVE");
+        if std::fs::metadata(wal).map_or(0, |m| m.len()) > WAL_RESET_BYTES {
+            reset.store(true, Ordering::Relaxed);
+        }
     }
-    checkpoint();
+    checkpoint("TRUNCATE");
 }
 
 /// The writer thread: one transaction per batch until the queue closes or an error.
@@ -429,6 +454,11 @@ fn run(
                     .events_written
                     .fetch_add(report.events_written, Ordering::Relaxed);
                 observer(&report);
+                if shared.reset_wal.swap(false, Ordering::Relaxed) {
+                    // Between batches the writer holds no lock: the truncation copies the
+                    // few frames the passive checkpoints have not, and empties the WAL.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                }
             }
             Err(e) => {
                 *shared.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
