@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/book/{symbol}", get(rest::book))
         .route("/api/v1/book/{symbol}/level", get(rest::level))
         .route("/api/v1/book/{symbol}/at", get(history::book_at))
+        .route("/api/v1/history", get(history::summary))
         .route("/api/v1/trades", get(history::trades))
         .route("/api/v1/bars", get(history::bars))
         .route("/api/v1/history/mbo", get(history::history_mbo))

@@ -176,6 +176,26 @@ async fn trades_bars_and_history_match_the_file() {
         .collect();
     assert!(trades.len() > 100, "CLX5 has trades: {}", trades.len());
 
+    // The stored range of the session.
+    let (status, summary) = server.get("/api/v1/history").await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["source"], "file");
+    assert_eq!(summary["first_index"], 0);
+    assert_eq!(
+        summary["last_index"].as_u64(),
+        Some(records.len() as u64 - 1)
+    );
+    assert_eq!(summary["first_ts"].as_u64(), Some(records[0].ts_recv));
+    assert_eq!(
+        summary["last_ts"].as_u64(),
+        records.last().map(|r| r.ts_recv)
+    );
+    assert!(summary["rounds"].as_u64().unwrap() >= 5, "{summary}");
+    assert!(summary["source_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("file:sha256:"));
+
     // Trades, paginated by cursor, 97 at a time: each exactly once, in order.
     let mut got: Vec<Value> = Vec::new();
     let mut after: Option<u64> = None;
@@ -339,6 +359,7 @@ async fn bad_history_requests_get_4xx_json() {
     let plain = harness::serve(file.to_str().unwrap(), &["--pace", "max"]);
     plain.ready().await;
     for path in [
+        "/api/v1/history",
         "/api/v1/book/CLX5/at?ts=1",
         "/api/v1/trades?symbol=CLX5",
         "/api/v1/bars?symbol=CLX5&interval=1m",

@@ -46,7 +46,7 @@ mod writer;
 
 pub use checkpoint::{decode_checkpoint, encode_checkpoint, DecodedCheckpoint, CHECKPOINT_FORMAT};
 pub use error::{Result, StoreError};
-pub use query::{Bar, BarQuery, EventQuery, HistoryReader, TradeQuery, TradeRow};
+pub use query::{Bar, BarQuery, EventQuery, HistoryReader, SessionSummary, TradeQuery, TradeRow};
 pub use recorder::{CheckpointPolicy, Recorder, RecorderOptions};
 pub use retention::{
     enforce, enforce_store, spawn_retention, Deleted, Retention, RetentionObserver,

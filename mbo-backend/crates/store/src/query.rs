@@ -574,4 +574,64 @@ impl HistoryReader {
         let rows = stmt.query_map(rusqlite::params![session.0, instrument_id], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<u16>>>()?)
     }
+
+    /// What the session holds: its source, stored index range, time range and rounds.
+    ///
+    /// # Errors
+    /// Any SQLite error.
+    pub fn session_summary(&self, session: SessionId) -> Result<Option<SessionSummary>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT source, source_key, dataset, first_index, last_index, \
+                 (SELECT count(DISTINCT event_index) FROM checkpoints WHERE session_id = ?1) \
+                 FROM feed_sessions WHERE id = ?1",
+            )?
+            .query_row([session.0], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .optional()?;
+        let Some((source, source_key, dataset, first, last, rounds)) = row else {
+            return Ok(None);
+        };
+        let range = self.time_range(session)?;
+        Ok(Some(SessionSummary {
+            source,
+            source_key,
+            dataset,
+            first_index: u64_from_sql(first),
+            last_index: last.map(u64_from_sql),
+            first_ts: range.map(|r| r.0),
+            last_ts: range.map(|r| r.1),
+            rounds: rounds.max(0) as u64,
+        }))
+    }
+}
+
+/// What a session holds ([`HistoryReader::session_summary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// `file`, `simulator`, `live`.
+    pub source: String,
+    /// The content key (`file:sha256:...`, `sim:seed:...`, `live:...`).
+    pub source_key: String,
+    /// Databento dataset, when known.
+    pub dataset: Option<String>,
+    /// First stored index (the retention horizon).
+    pub first_index: u64,
+    /// Last stored index (`None`: nothing stored yet).
+    pub last_index: Option<u64>,
+    /// `ts_recv` of the first stored event.
+    pub first_ts: Option<u64>,
+    /// `ts_recv` of the last stored event.
+    pub last_ts: Option<u64>,
+    /// Checkpoint rounds stored.
+    pub rounds: u64,
 }

@@ -16,12 +16,13 @@ use crate::http::{control, history, mbo_stream, observe, rest, stream};
         rest::live, rest::ready, rest::instruments, rest::book, rest::level,
         control::status, control::command,
         stream::stream, mbo_stream::stream,
-        history::book_at, history::trades, history::bars, history::history_mbo,
+        history::summary, history::book_at, history::trades, history::bars, history::history_mbo,
         observe::metrics,
     ),
     components(schemas(
         rest::Live, rest::Ready, rest::Instrument, rest::BookDoc, rest::LevelDoc,
         rest::LevelQueueJson, rest::QueueOrder, control::StatusJson, control::CommandJson,
+        history::HistorySummary,
     )),
     tags(
         (name = "health"), (name = "books"), (name = "streams"), (name = "replay"),

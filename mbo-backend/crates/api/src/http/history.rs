@@ -164,6 +164,59 @@ async fn history_book(s: &AppState, p: &Params) -> Result<HistoryBook, ApiError>
     resolve(s, symbol, p).await
 }
 
+/// `GET /api/v1/history` answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct HistorySummary {
+    /// Unix ns of the answer.
+    pub server_ts: u64,
+    /// The feed session being stored (`feed_sessions.id`).
+    pub session: i64,
+    /// `file`, `simulator` or `live`.
+    pub source: String,
+    /// Content key of the session (`file:sha256:...`, `sim:seed:...`, `live:...`).
+    pub source_key: String,
+    /// Databento dataset, when known.
+    pub dataset: Option<String>,
+    /// First stored stream index (raised by retention).
+    pub first_index: u64,
+    /// Last stored stream index (`null`: nothing stored yet).
+    pub last_index: Option<u64>,
+    /// `ts_recv` (ns) of the first stored event: the earliest time `/book/{symbol}/at` can
+    /// show.
+    pub first_ts: Option<u64>,
+    /// `ts_recv` (ns) of the last stored event.
+    pub last_ts: Option<u64>,
+    /// Checkpoint rounds stored.
+    pub rounds: u64,
+}
+
+/// `GET /api/v1/history`: what the storage holds for the running feed (the range a
+/// timeline can offer for time travel).
+#[utoipa::path(get, path = "/api/v1/history", tag = "history",
+    responses((status = 200, description = "The stored range of the running feed's session", body = HistorySummary),
+              (status = 404, description = "Storage off")))]
+pub async fn summary(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let storage = storage(&s)?;
+    let session = storage.session;
+    let summary = storage
+        .read(move |r, session| r.session_summary(session))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no_session", "the feed session is not stored"))?;
+    Ok(axum::Json(HistorySummary {
+        server_ts: unix_ns(),
+        session: session.0,
+        source: summary.source,
+        source_key: summary.source_key,
+        dataset: summary.dataset,
+        first_index: summary.first_index,
+        last_index: summary.last_index,
+        first_ts: summary.first_ts,
+        last_ts: summary.last_ts,
+        rounds: summary.rounds,
+    })
+    .into_response())
+}
+
 /// `GET /api/v1/book/{symbol}/at`: the book at a past moment.
 #[utoipa::path(get, path = "/api/v1/book/{symbol}/at", tag = "history",
     params(("symbol" = String, Path, description = "Raw symbol or instrument id"),
