@@ -240,6 +240,9 @@ pub struct Engine {
     storage: Option<Arc<crate::storage::Storage>>,
     /// Its connection, opened at the first restore.
     rounds: Option<mbo_store::Store>,
+    /// A seek's checkpoint round could not be restored and a full seek was asked for: the
+    /// records until its reset would build on empty books, so they are dropped.
+    awaiting_reseek: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -282,6 +285,7 @@ impl Engine {
             recorder,
             storage: None,
             rounds: None,
+            awaiting_reseek: false,
         };
         (engine, EngineClient { requests: tx })
     }
@@ -447,6 +451,7 @@ impl Engine {
 
     fn handle(&mut self, ev: FeedEvent, taken: Instant) {
         match ev {
+            FeedEvent::Records { .. } if self.awaiting_reseek => {}
             FeedEvent::Records {
                 records, catch_up, ..
             } => {
@@ -464,6 +469,7 @@ impl Engine {
                 self.last_counters = Counters::default();
                 self.market.reset();
                 self.market.set_next_index(next_index);
+                self.awaiting_reseek = false;
                 if next_index > 0 {
                     // A seek from a checkpoint round: the replay skipped the records up to
                     // it, the round gives the books there.

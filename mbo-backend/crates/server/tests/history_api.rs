@@ -520,3 +520,70 @@ async fn retention_in_the_server_deletes_old_ranges_and_time_travel_says_gone() 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["event_index"].as_u64(), Some(records.len() as u64 - 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_whose_round_is_unreadable_falls_back_to_a_full_seek() {
+    let file = mbo_data("CLX5_mbo.dbn");
+    let records = records_of(&file);
+    let dir = tempfile::tempdir().unwrap();
+    let server = stored_server(&file, dir.path()).await;
+    wait_rows(&server, records.len()).await;
+    drop(server);
+    // Every round's blob is corrupted: the lookup finds a round, the restore cannot use it.
+    let db = dir.path().join("mbo.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE checkpoints SET data = x'ff'", [])
+        .unwrap();
+    let server = Server::start(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--dbn",
+            file.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--start-paused",
+        ],
+        &[],
+    );
+    let exported = export_book(file.to_str().unwrap(), 10);
+    let mut indexes: Vec<u64> = exported.keys().copied().collect();
+    indexes.sort_unstable();
+    let line = &exported[&indexes[indexes.len() * 3 / 4]];
+    let ts = line["ts_recv"].as_u64().unwrap();
+    let expected = indexes
+        .iter()
+        .map(|i| &exported[i])
+        .take_while(|l| l["ts_recv"].as_u64().unwrap() <= ts)
+        .last()
+        .unwrap();
+    let (status, body) = server
+        .post(
+            "/api/v1/replay",
+            &format!("{{\"action\":\"seek\",\"ts\":{ts}}}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut book = Value::Null;
+    for _ in 0..300 {
+        let (_, b) = server.get("/api/v1/book/CLX5?depth=10").await;
+        if b["event_index"] == expected["i"] {
+            book = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(book["event_index"], expected["i"], "the full seek landed");
+    assert_eq!(levels(&book, "bids"), export_levels(expected, "bids"));
+    assert_eq!(levels(&book, "asks"), export_levels(expected, "asks"));
+    assert_eq!(
+        server
+            .metric("mbo_seeks_from_checkpoint_total")
+            .await
+            .unwrap_or(0.0),
+        0.0
+    );
+}
