@@ -514,6 +514,13 @@ impl Engine {
             }
             FeedEvent::End => {
                 self.apply_held();
+                // Nothing more is coming: commit the partial batch now instead of after
+                // `max_age`, so the whole file is stored as soon as it is applied.
+                if let Some(recorder) = &mut self.recorder {
+                    if let Err(e) = recorder.flush() {
+                        self.storage_failed(&e);
+                    }
+                }
                 self.hub.control_changed();
                 tracing::info!("feed reached its end");
             }

@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::metrics::Metrics;
 
 /// Batches queued for the writer at most (each up to `batch_records` records).
-pub const WRITER_QUEUE: usize = 16;
+pub const WRITER_QUEUE: usize = 8;
 /// History reads (time travel, trades, bars, a history stream's pages) running at once at
 /// most: each holds a blocking thread and a SQLite connection.
 pub const MAX_READERS: usize = 4;

@@ -287,12 +287,12 @@ fn sessions(conn: &Connection) -> Result<Vec<SessionInfo>> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    // Primary-key seeks to each end of the session's events: no scan.
+    // Key seeks to each end of the session's event blocks: no scan.
     let mut first = conn.prepare(
-        "SELECT ts_recv FROM mbo_events WHERE session_id = ?1 ORDER BY event_index LIMIT 1",
+        "SELECT ts_first FROM mbo_blocks WHERE session_id = ?1 ORDER BY first_index LIMIT 1",
     )?;
     let mut last = conn.prepare(
-        "SELECT ts_recv FROM mbo_events WHERE session_id = ?1 ORDER BY event_index DESC LIMIT 1",
+        "SELECT ts_last FROM mbo_blocks WHERE session_id = ?1 ORDER BY first_index DESC LIMIT 1",
     )?;
     for s in &mut out {
         s.first_ts = first.query_row([s.id], |r| r.get(0)).optional()?;

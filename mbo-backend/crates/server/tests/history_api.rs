@@ -498,7 +498,8 @@ async fn retention_in_the_server_deletes_old_ranges_and_time_travel_says_gone() 
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (rows, first): (i64, i64) = conn
         .query_row(
-            "SELECT (SELECT count(*) FROM mbo_events), (SELECT first_index FROM feed_sessions)",
+            "SELECT (SELECT coalesce(sum(records), 0) FROM mbo_blocks), \
+             (SELECT first_index FROM feed_sessions)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

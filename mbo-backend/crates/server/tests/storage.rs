@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use harness::Server;
 use mbo_feed::RecordSource;
-use mbo_testkit::{mbo_data, RowChecksum, STORED_COLUMNS};
+use mbo_testkit::{mbo_data, stored_fields, RowChecksum};
 
 /// Every record of a DBN file, in order.
 fn records_of(path: &Path) -> Vec<dbn::MboMsg> {
@@ -23,27 +23,24 @@ fn records_of(path: &Path) -> Vec<dbn::MboMsg> {
     out
 }
 
-/// Checksum of every stored event of the database (one session).
+/// Checksum of every stored event of the database, session after session, decoded from
+/// its blocks.
 fn stored(db: &Path) -> RowChecksum {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {STORED_COLUMNS} FROM mbo_events ORDER BY session_id, event_index"
-        ))
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| {
-            let mut f = [0i64; 14];
-            for (i, v) in f.iter_mut().enumerate() {
-                *v = r.get(i)?;
-            }
-            Ok(f)
-        })
+    let sessions: Vec<i64> = conn
+        .prepare("SELECT id FROM feed_sessions ORDER BY id")
         .unwrap()
-        .map(Result::unwrap);
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let mut sum = RowChecksum::default();
-    for row in rows {
-        sum.add(&row);
+    for s in sessions {
+        mbo_store::blocks::scan(&conn, mbo_store::SessionId(s), 0, u64::MAX, |i, r| {
+            sum.add(&stored_fields(i, &r));
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+        .unwrap();
     }
     sum
 }
@@ -173,9 +170,9 @@ async fn sigkill_at_random_moments_then_resume_stores_every_record_once() {
         tokio::time::sleep(Duration::from_millis(wait)).await;
         server.kill();
         assert_eq!(integrity(&db), "ok", "round {round}: sound after SIGKILL");
-        let rows = scalar(&db, "SELECT count(*) FROM mbo_events");
+        let rows = scalar(&db, "SELECT sum(records) FROM mbo_blocks");
         let last = scalar(&db, "SELECT last_index FROM feed_sessions");
-        let max = scalar(&db, "SELECT max(event_index) FROM mbo_events");
+        let max = scalar(&db, "SELECT max(last_index) FROM mbo_blocks");
         assert_eq!(
             rows,
             last + 1,

@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p mbo-store --example write_rate -- [N]` generates N simulator
 //! records (seed 1, 3 instruments) in memory first, so only storage is timed, then sends
-//! them through a [`Writer`] in batches of 4096 into a fresh file in a temp dir and prints
+//! them through a [`Writer`] in batches of the recorder's default size (or `BATCH=n`) into
+//! a fresh file in a temp dir and prints
 //! one JSON line: records, seconds, records_per_s, db_bytes, bytes_per_million.
 
 use std::time::Instant;
@@ -10,7 +11,12 @@ use std::time::Instant;
 use mbo_feed::{RecordSource, SimConfig, Simulator};
 use mbo_store::{Batch, Store, Writer};
 
-const BATCH: usize = 4096;
+fn batch_len() -> usize {
+    std::env::var("BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(mbo_store::RecorderOptions::default().batch_records)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = match std::env::args().nth(1) {
@@ -26,9 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let batches: Vec<Batch> = records
-        .chunks(BATCH)
+        .chunks(batch_len())
         .enumerate()
-        .map(|(k, c)| Batch::new((k * BATCH) as u64, c.to_vec()))
+        .map(|(k, c)| Batch::new((k * batch_len()) as u64, c.to_vec()))
         .collect();
     drop(records);
 

@@ -33,6 +33,9 @@ pub enum StoreError {
     /// A checkpoint blob is malformed.
     #[error("corrupt checkpoint: {0}")]
     Checkpoint(&'static str),
+    /// An event block is malformed (see [`crate::blocks`]).
+    #[error("corrupt event block: {0}")]
+    Block(&'static str),
     /// A reader was asked to open a database file that does not exist (readers never create
     /// one).
     #[error("no database at {}", path.display())]

@@ -11,9 +11,10 @@
 //! * [`Writer`] owns a second connection on a dedicated thread and receives [`Batch`]es over a
 //!   bounded channel. A full channel blocks the sender (backpressure, never unbounded
 //!   buffering, never dropping) and the time spent blocked is exposed as a metric. One
-//!   transaction per batch, prepared statements, `INSERT OR IGNORE` on a `(session, event
-//!   index)` key: re-sending any batch, or re-ingesting a whole file under the same session,
-//!   never duplicates a row, and a crash never leaves half a batch.
+//!   transaction per batch, the batch's records as one block ([`blocks`]), and only records
+//!   past the session's stored end appended: re-sending any batch, or re-ingesting a whole
+//!   file under the same session, never duplicates a record, and a crash never leaves half a
+//!   batch.
 //! * A feed session is keyed by its `source_key` (`file:sha256:<hex>`, `sim:seed:N`): reading
 //!   the same content again lands in the same session, which is what makes re-ingest
 //!   idempotent. `feed_sessions.last_index` is updated in each batch's transaction, so after a
@@ -35,6 +36,7 @@
 //! an `i64` losslessly.
 #![deny(missing_docs)]
 
+pub mod blocks;
 pub mod checkpoint;
 mod error;
 pub mod query;

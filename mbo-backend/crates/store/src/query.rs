@@ -8,18 +8,18 @@
 //! WAL's shared-memory file when no writer has it open, while `query_only` refuses every
 //! write all the same.
 //!
-//! ## Why rounds + a primary-key scan
+//! ## Why rounds + a block scan
 //!
-//! `mbo_events` has no secondary index (migration 2: it halved the write rate). Its primary
-//! key `(session_id, event_index)` stores a session's records in stream order, so any
-//! contiguous piece of the stream is one B-tree range scan. What a reader needs is where to
+//! Events are stored in blocks of consecutive records keyed by `(session_id, first_index)`
+//! ([`crate::blocks`]), so any contiguous piece of the stream is a key seek and a scan of
+//! consecutive blocks, decoded in place. What a reader needs is where to
 //! start and where to stop, and the checkpoint rounds give both cheaply: every round is a row
 //! per book in `checkpoints` with the round's `event_index` and `ts_recv`, indexed by
 //! `(session_id, ts_recv)`.
 //!
 //! * **Time travel** ([`HistoryReader::book_at`]): the latest round with `ts_recv <= ts`
 //!   holds the book's exact L3 state at that index ([`crate::checkpoint`]); the events after
-//!   it are scanned by primary key (`instrument_id`/`publisher_id` filtered in SQL) up to
+//!   it are scanned in blocks (other books' records skipped while decoding) up to
 //!   the first round after `ts` at most, so one call reads at most one round interval of
 //!   events (`CheckpointPolicy::every_events`, 50,000 by default) and decodes one blob.
 //! * **Event windows** ([`HistoryReader::events`]): the first page starts after the latest
@@ -63,18 +63,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dbn::{FlagSet, MboMsg};
-use mbo_book::{Book, BookKey};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use std::ops::ControlFlow;
 
-use crate::{decode_checkpoint, schema, u64_from_sql, u64_to_sql, Result, SessionId, StoreError};
+use dbn::MboMsg;
+use mbo_book::{Book, BookKey};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::{
+    blocks, decode_checkpoint, schema, u64_from_sql, u64_to_sql, Result, SessionId, StoreError,
+};
 
 /// How long a query waits for a lock before `SQLITE_BUSY` (WAL readers rarely wait at all).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Columns of a stored event, in the order [`event_from_row`] reads them.
-const EVENT_COLUMNS: &str = "event_index, ts_recv, ts_event, instrument_id, publisher_id, \
-     action, side, price, size, order_id, flags, sequence, channel_id, ts_in_delta";
 
 /// The latest round with `ts_recv <= ?2` (its highest index among rounds of that time).
 const ROUND_AT_OR_BEFORE: &str = "SELECT max(event_index), ts_recv FROM checkpoints \
@@ -101,12 +101,6 @@ const HORIZON: &str = "SELECT min(ts_recv) FROM checkpoints \
 
 const FIRST_INDEX: &str = "SELECT first_index FROM feed_sessions WHERE id = ?1";
 
-/// A book's events in `(?2, ?3)` by primary key.
-const BOOK_EVENTS: &str = "SELECT event_index, ts_recv, ts_event, instrument_id, publisher_id, \
-     action, side, price, size, order_id, flags, sequence, channel_id, ts_in_delta \
-     FROM mbo_events WHERE session_id = ?1 AND event_index > ?2 AND event_index < ?3 \
-     AND instrument_id = ?4 AND publisher_id = ?5 ORDER BY event_index";
-
 /// `ts_recv` of the last trade at or before a cursor: every later trade has one at least as
 /// large (`ts_recv` order), so the index scan can start there.
 const TRADE_CURSOR_TS: &str = "SELECT ts_recv FROM trades WHERE session_id = ?1 \
@@ -131,10 +125,6 @@ const BARS: &str = "SELECT g.bucket, o.price, g.high, g.low, c.price, g.volume, 
      JOIN trades AS o ON o.session_id = ?4 AND o.event_index = g.first \
      JOIN trades AS c ON c.session_id = ?4 AND c.event_index = g.last \
      ORDER BY g.bucket";
-
-const TIME_RANGE: &str = "SELECT \
-     (SELECT ts_recv FROM mbo_events WHERE session_id = ?1 ORDER BY event_index ASC LIMIT 1), \
-     (SELECT ts_recv FROM mbo_events WHERE session_id = ?1 ORDER BY event_index DESC LIMIT 1)";
 
 /// Trades of one instrument in a `ts_recv` window, paged by an event-index cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,36 +241,6 @@ fn start_after(after: Option<u64>) -> i64 {
     after.map_or(0, |a| bound(a.saturating_add(1)))
 }
 
-/// Reads a stored event ([`EVENT_COLUMNS`] order) back into the exact record.
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<(u64, MboMsg)> {
-    let index = u64_from_sql(row.get(0)?);
-    let ts_recv = u64_from_sql(row.get(1)?);
-    let ts_event = u64_from_sql(row.get(2)?);
-    let instrument_id: u32 = row.get(3)?;
-    let publisher_id: u16 = row.get(4)?;
-    let action: u8 = row.get(5)?;
-    let side: u8 = row.get(6)?;
-    let msg = MboMsg {
-        hd: dbn::RecordHeader::new::<MboMsg>(
-            dbn::rtype::MBO,
-            publisher_id,
-            instrument_id,
-            ts_event,
-        ),
-        order_id: u64_from_sql(row.get(9)?),
-        price: row.get(7)?,
-        size: row.get(8)?,
-        flags: FlagSet::new(row.get(10)?),
-        channel_id: row.get(12)?,
-        action: action as std::ffi::c_char,
-        side: side as std::ffi::c_char,
-        ts_recv,
-        ts_in_delta: row.get(13)?,
-        sequence: row.get(11)?,
-    };
-    Ok((index, msg))
-}
-
 impl HistoryReader {
     /// Opens an existing database for reading (see the module docs for the connection).
     ///
@@ -386,20 +346,17 @@ impl HistoryReader {
             .query_row(params![session.0, ts_sql], |r| r.get::<_, Option<i64>>(0))?
             .unwrap_or(i64::MAX);
 
-        let mut stmt = self.conn.prepare_cached(BOOK_EVENTS)?;
-        let mut rows = stmt.query(params![
-            session.0,
-            after,
-            until,
-            i64::from(key.instrument_id),
-            i64::from(key.publisher_id)
-        ])?;
         // Records of the event in progress: applied only once its F_LAST record arrives.
         let mut open: Vec<(u64, MboMsg)> = Vec::new();
-        while let Some(row) = rows.next()? {
-            let (index, rec) = event_from_row(row)?;
+        let from = u64::try_from(after.saturating_add(1)).unwrap_or(0);
+        let until = u64::try_from(until).unwrap_or(u64::MAX);
+        blocks::scan(&self.conn, session, from, until, |index, rec| {
+            if rec.hd.instrument_id != key.instrument_id || rec.hd.publisher_id != key.publisher_id
+            {
+                return Ok(ControlFlow::Continue(()));
+            }
             if u64_to_sql(rec.ts_recv) > ts_sql {
-                break;
+                return Ok(ControlFlow::Break(()));
             }
             if rec.flags.is_last() {
                 for (i, r) in open.drain(..) {
@@ -409,7 +366,8 @@ impl HistoryReader {
             } else {
                 open.push((index, rec));
             }
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(book.state().event_index.is_some().then_some(book))
     }
 
@@ -502,7 +460,7 @@ impl HistoryReader {
     /// Stored records with `ts_recv` in `[from, to]` (optionally of one instrument), in
     /// stream order, with `event_index > after`, at most `limit`. Page through a window by
     /// passing the last returned index as the next `after`: each page starts at the cursor
-    /// by primary key, the first one after the latest round with `ts_recv < from`.
+    /// by key, the first one after the latest round with `ts_recv < from`.
     ///
     /// # Errors
     /// Any SQLite error (also for a stored value out of its field's range).
@@ -524,41 +482,36 @@ impl HistoryReader {
             .prepare_cached(ROUND_AFTER)?
             .query_row(params![q.session.0, to], |r| r.get::<_, Option<i64>>(0))?
             .unwrap_or(i64::MAX);
-        let start = lower.max(start_after(q.after));
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM mbo_events WHERE session_id = ?1 \
-             AND event_index >= ?2 AND event_index < ?3 AND ts_recv >= ?4 AND ts_recv <= ?5 \
-             AND (?6 IS NULL OR instrument_id = ?6) ORDER BY event_index LIMIT ?7"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params![
-            q.session.0,
-            start,
-            until,
-            from,
-            to,
-            q.instrument_id.map(i64::from),
-            sql_limit(q.limit)
-        ])?;
-        while let Some(row) = rows.next()? {
-            out.push(event_from_row(row)?);
-        }
+        // Nothing below the retention horizon is served (a block cut there keeps none).
+        let horizon: i64 = self
+            .conn
+            .prepare_cached(FIRST_INDEX)?
+            .query_row([q.session.0], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let start = lower.max(start_after(q.after)).max(horizon).max(0);
+        let start = u64::try_from(start).unwrap_or(0);
+        let until = u64::try_from(until).unwrap_or(u64::MAX);
+        blocks::scan(&self.conn, q.session, start, until, |index, rec| {
+            let ts = u64_to_sql(rec.ts_recv);
+            if ts >= from && ts <= to && q.instrument_id.is_none_or(|i| i == rec.hd.instrument_id) {
+                out.push((index, rec));
+                if out.len() >= q.limit {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(out)
     }
 
     /// `(min, max)` `ts_recv` of the session's stored events (its first and last records by
-    /// primary key, which are the extremes in `ts_recv` order); `None` if it has none.
+    /// key, which are the extremes in `ts_recv` order); `None` if it has none.
     ///
     /// # Errors
     /// Any SQLite error.
     pub fn time_range(&self, session: SessionId) -> Result<Option<(u64, u64)>> {
-        let (lo, hi): (Option<i64>, Option<i64>) = self
-            .conn
-            .prepare_cached(TIME_RANGE)?
-            .query_row([session.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(lo
-            .zip(hi)
-            .map(|(lo, hi)| (u64_from_sql(lo), u64_from_sql(hi))))
+        blocks::time_range(&self.conn, session)
     }
 
     /// Publishers of `instrument_id` in the session's checkpoint rounds, ascending (how a

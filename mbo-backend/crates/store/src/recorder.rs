@@ -9,7 +9,7 @@
 //!   ([`Recorder::tick`]), so a slow feed is persisted within that delay;
 //! * **skips** records already stored: after a seek backwards or a `--resume` the engine
 //!   re-applies the stream from a point the database already holds, and only records past
-//!   the stored end are sent (the writer's `INSERT OR IGNORE` would drop them anyway, but
+//!   the stored end are sent (the writer would drop them anyway, but
 //!   at SQLite's speed instead of a comparison's). Stream indexes are positions in the
 //!   source, so "already stored" is simply `index <= stored_through`;
 //! * takes **checkpoint rounds**: every book of the market encoded at one stream index, at
@@ -61,9 +61,13 @@ pub struct RecorderOptions {
 }
 
 impl Default for RecorderOptions {
+    /// 16,384 records a batch (one block, one transaction): SQLite's cost per commit (the
+    /// index and session pages it rewrites into the WAL) is paid per batch, and the
+    /// `write_rate` example measured 4.4 M records/s at 4,096 a batch, 5.3 M at 16,384.
+    /// A slow feed is still committed within `max_age`.
     fn default() -> Self {
         Self {
-            batch_records: 4096,
+            batch_records: 16_384,
             max_age: Duration::from_millis(100),
             checkpoints: CheckpointPolicy::default(),
         }

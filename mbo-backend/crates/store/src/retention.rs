@@ -18,7 +18,7 @@
 //!   open (or left open by a crash) is only ever cut at a round.
 //! * **Rows are estimated, not counted.** A session stores `last_index + 1 - first_index`
 //!   events (indexes are dense; a live gap only makes the estimate high, which errs toward
-//!   deleting). `count(*)` over the event table would read the whole table every pass.
+//!   deleting). Summing `mbo_blocks.records` would read every block row each pass.
 //!   For a row budget the horizon is the earliest ingestion time whose age cut brings the
 //!   estimate within the budget (found by binary search over round and session-end times:
 //!   the rows a horizon deletes only grow with it), so both rules delete oldest data first,
@@ -53,7 +53,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::{Result, Store, StoreError};
 
-/// Most event indexes deleted per transaction (and so at most this many event rows, plus
+/// Event indexes deleted per transaction, about (whole blocks starting in such a range, plus
 /// their trades): a few tens of milliseconds of write lock.
 pub const EVENT_CHUNK: i64 = 20_000;
 
@@ -246,7 +246,7 @@ impl fmt::Display for RetentionPolicy {
 /// Rows deleted by retention.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Deleted {
-    /// Rows of `mbo_events`.
+    /// Events (records of `mbo_blocks`).
     pub events: u64,
     /// Rows of `trades`.
     pub trades: u64,
@@ -505,7 +505,9 @@ fn delete_rounds(
 }
 
 /// Deletes the events and trades of `session` with index `<= through`, oldest first, in
-/// transactions of at most [`EVENT_CHUNK`] indexes, each raising `first_index` past them.
+/// transactions of whole blocks of at most about [`EVENT_CHUNK`] indexes, each raising
+/// `first_index` past them. A block holding `through` itself is rewritten without the
+/// records at or below it, so no event below `first_index` remains.
 fn delete_events(
     conn: &Connection,
     session: i64,
@@ -514,24 +516,43 @@ fn delete_events(
     deleted: &mut Deleted,
 ) -> Result<bool> {
     let mut next = conn.prepare(
-        "SELECT min(event_index) FROM mbo_events WHERE session_id = ?1 AND event_index >= ?2",
+        "SELECT first_index, last_index FROM mbo_blocks WHERE session_id = ?1 \
+         AND first_index >= ?2 ORDER BY first_index LIMIT 1",
     )?;
     let mut from = i64::MIN;
     loop {
         if stop() {
             return Ok(false);
         }
-        // A primary-key seek: skips gaps in the indexes instead of walking them.
-        let lo: Option<i64> = next.query_row(params![session, from], |r| r.get(0))?;
-        let Some(lo) = lo.filter(|&lo| lo <= through) else {
+        // A key seek: skips gaps in the indexes instead of walking them.
+        let block: Option<(i64, i64)> = next
+            .query_row(params![session, from], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((lo, lo_last)) = block.filter(|&(lo, _)| lo <= through) else {
             return Ok(true);
         };
-        let hi = lo.saturating_add(EVENT_CHUNK - 1).min(through);
         let tx = immediate(conn)?;
-        let events = tx.execute(
-            "DELETE FROM mbo_events WHERE session_id = ?1 AND event_index BETWEEN ?2 AND ?3",
-            params![session, lo, hi],
-        )?;
+        let hi = if lo_last > through {
+            split_block(&tx, session, lo, through)?;
+            deleted.events += count(usize::try_from(through - lo + 1).unwrap_or(0));
+            through
+        } else {
+            // Whole blocks starting in the chunk and ending by `through`.
+            let chunk_end = lo.saturating_add(EVENT_CHUNK - 1);
+            let (records, hi): (i64, Option<i64>) = tx.query_row(
+                "SELECT coalesce(sum(records), 0), max(last_index) FROM mbo_blocks \
+                 WHERE session_id = ?1 AND first_index BETWEEN ?2 AND ?3 AND last_index <= ?4",
+                params![session, lo, chunk_end, through],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            tx.execute(
+                "DELETE FROM mbo_blocks WHERE session_id = ?1 AND first_index BETWEEN ?2 AND ?3 \
+                 AND last_index <= ?4",
+                params![session, lo, chunk_end, through],
+            )?;
+            deleted.events += u64::try_from(records).unwrap_or(0);
+            hi.unwrap_or(lo_last)
+        };
         let trades = tx.execute(
             "DELETE FROM trades WHERE session_id = ?1 AND event_index BETWEEN ?2 AND ?3",
             params![session, lo, hi],
@@ -541,13 +562,48 @@ fn delete_events(
             params![session, hi.saturating_add(1)],
         )?;
         tx.commit()?;
-        deleted.events += count(events);
         deleted.trades += count(trades);
-        if hi == through {
+        if hi >= through {
             return Ok(true);
         }
         from = hi + 1;
     }
+}
+
+/// Replaces the block starting at `first` by one holding only its records after `through`.
+fn split_block(tx: &Transaction<'_>, session: i64, first: i64, through: i64) -> Result<()> {
+    let (format, data): (i64, Vec<u8>) = tx.query_row(
+        "SELECT format, data FROM mbo_blocks WHERE session_id = ?1 AND first_index = ?2",
+        params![session, first],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let keep_from = usize::try_from(through - first + 1).unwrap_or(usize::MAX);
+    let kept = crate::blocks::decode_block(format, &data)?
+        .skip(keep_from)
+        .collect::<Result<Vec<_>>>()?;
+    tx.execute(
+        "DELETE FROM mbo_blocks WHERE session_id = ?1 AND first_index = ?2",
+        params![session, first],
+    )?;
+    if let (Some(a), Some(z)) = (kept.first(), kept.last()) {
+        let mut buf = Vec::new();
+        crate::blocks::encode_block(&kept, &mut buf);
+        tx.execute(
+            "INSERT INTO mbo_blocks (session_id, first_index, last_index, ts_first, ts_last, \
+             records, format, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                session,
+                through + 1,
+                through + kept.len() as i64,
+                crate::u64_to_sql(a.ts_recv),
+                crate::u64_to_sql(z.ts_recv),
+                kept.len() as i64,
+                crate::blocks::BLOCK_FORMAT,
+                buf
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 /// Cuts `s` at `s.rounds[i]`: older rounds, then events and trades through its index.
@@ -601,7 +657,7 @@ fn drop_session(
         count(tx.execute("DELETE FROM checkpoints WHERE session_id = ?1", [s.id])?);
     let leftover: Option<i64> = tx
         .query_row(
-            "SELECT 1 FROM mbo_events WHERE session_id = ?1 LIMIT 1",
+            "SELECT 1 FROM mbo_blocks WHERE session_id = ?1 LIMIT 1",
             [s.id],
             |r| r.get(0),
         )

@@ -17,7 +17,7 @@ use crate::{schema, u64_from_sql, Result};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Page size of new databases: larger pages mean fewer B-tree splits and less per-page
-/// overhead for the append-heavy event table (measured with the `write_rate` example).
+/// overhead for the append-heavy block table (measured with the `write_rate` example).
 const PAGE_SIZE: i64 = 16_384;
 
 /// A feed session's id (`feed_sessions.id`).
@@ -31,7 +31,7 @@ pub struct StoreStats {
     pub sessions: u64,
     /// Rows of `instruments`.
     pub instruments: u64,
-    /// Rows of `mbo_events`.
+    /// Events stored (records in `mbo_blocks`).
     pub events: u64,
     /// Rows of `trades`.
     pub trades: u64,
@@ -50,11 +50,13 @@ pub(crate) fn configure(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // 64 MiB of page cache (negative = KiB): the event table's right edge and the index pages
+    // 64 MiB of page cache (negative = KiB): the block table's right edge and the index pages
     // being appended to stay in memory.
     conn.pragma_update(None, "cache_size", -65_536)?;
     // Fewer, larger WAL checkpoints (8192 pages = 128 MiB) for the append-heavy writer.
     conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+    // A reset WAL keeps up to 128 MiB of its file for reuse (see the writer's WAL restart).
+    conn.pragma_update(None, "journal_size_limit", 128_i64 << 20)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -148,15 +150,7 @@ impl Store {
     /// # Errors
     /// Any SQLite error.
     pub fn event_ts(&self, session: SessionId, index: u64) -> Result<Option<u64>> {
-        let v: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT ts_recv FROM mbo_events WHERE session_id = ?1 AND event_index = ?2",
-                params![session.0, crate::u64_to_sql(index)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(v.map(u64_from_sql))
+        crate::blocks::event_ts(&self.conn, session, index)
     }
 
     /// The most recent session whose `source_key` starts with `prefix` (how a restarted
@@ -271,7 +265,14 @@ impl Store {
         Ok(StoreStats {
             sessions: count("feed_sessions")?,
             instruments: count("instruments")?,
-            events: count("mbo_events")?,
+            events: self
+                .conn
+                .query_row(
+                    "SELECT coalesce(sum(records), 0) FROM mbo_blocks",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .max(0) as u64,
             trades: count("trades")?,
             checkpoints: count("checkpoints")?,
             db_bytes: (pages.max(0) as u64) * (page_size.max(0) as u64),

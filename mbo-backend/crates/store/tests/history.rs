@@ -373,7 +373,7 @@ fn before_the_retention_horizon_is_an_error() {
     )
     .unwrap();
     c.execute(
-        "DELETE FROM mbo_events WHERE session_id = ?1 AND event_index < ?2",
+        "DELETE FROM mbo_blocks WHERE session_id = ?1 AND last_index < ?2",
         (f.session.0, first_index),
     )
     .unwrap();

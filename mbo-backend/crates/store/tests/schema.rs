@@ -104,50 +104,19 @@ fn u64_fields_round_trip_exactly_including_max() {
     let w = Writer::spawn(&db, s, 1).unwrap();
     w.send(Batch::new(1 << 62, vec![rec.clone()])).unwrap();
     w.finish().unwrap();
-    let (idx, oid, ts_recv, ts_event, iid, pid, size, seq, price, delta): (
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-    ) = store
-        .connection()
-        .query_row(
-            "SELECT event_index, order_id, ts_recv, ts_event, instrument_id, publisher_id, size, \
-             sequence, price, ts_in_delta FROM mbo_events",
-            [],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                ))
-            },
-        )
-        .unwrap();
-    use mbo_store::u64_from_sql as back;
-    assert_eq!(back(idx), 1 << 62);
-    assert_eq!(back(oid), u64::MAX);
-    assert_eq!(back(ts_recv), u64::MAX);
-    assert_eq!(back(ts_event), u64::MAX - 1);
-    assert_eq!(iid, i64::from(u32::MAX));
-    assert_eq!(pid, i64::from(u16::MAX));
-    assert_eq!(size, i64::from(u32::MAX));
-    assert_eq!(seq, i64::from(u32::MAX));
-    assert_eq!(price, i64::MIN);
-    assert_eq!(delta, i64::from(i32::MIN));
+    let mut got = Vec::new();
+    mbo_store::blocks::scan(store.connection(), s, 0, u64::MAX, |i, r| {
+        got.push((i, r));
+        Ok(std::ops::ControlFlow::Continue(()))
+    })
+    .unwrap();
+    assert_eq!(got, vec![(1u64 << 62, rec.clone())]);
+    let r = &got[0].1;
+    assert_eq!(r.order_id, u64::MAX);
+    assert_eq!(r.ts_recv, u64::MAX);
+    assert_eq!(r.hd.ts_event, u64::MAX - 1);
+    assert_eq!(r.price, i64::MIN);
+    assert_eq!(r.ts_in_delta, i32::MIN);
     assert_eq!(store.last_index(s).unwrap(), Some(1 << 62));
     assert_eq!(store.stats().unwrap().trades, 1);
 }
@@ -174,4 +143,82 @@ fn writer_errors_are_reported_not_panicked() {
     // The error was reported once; finishing afterwards just stops the thread.
     let _ = w.finish();
     assert_eq!(store.stats().unwrap().instruments, 0);
+}
+
+#[path = "support/common.rs"]
+mod common;
+
+/// A version-2 database (one row per event in `mbo_events`) is converted to blocks at open:
+/// every record of two sessions, with a gap in one, comes back exactly, and the old table
+/// is gone.
+#[test]
+fn migration_3_converts_event_rows_into_exact_blocks() {
+    use mbo_store::schema::{Migration, MIGRATIONS};
+    let (records, _) = common::read_file("CLX5_mbo.dbn");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v2.db");
+    let mut conn = rusqlite::Connection::open(&db).unwrap();
+    let tx = conn.transaction().unwrap();
+    for (i, m) in MIGRATIONS[..2].iter().enumerate() {
+        let Migration::Sql(sql) = m else {
+            panic!("migration {i} is plain SQL")
+        };
+        tx.execute_batch(sql).unwrap();
+    }
+    tx.pragma_update(None, "user_version", 2).unwrap();
+    tx.execute_batch(
+        "INSERT INTO feed_sessions (id, source, source_key, started_at, last_index) \
+         VALUES (1, 'file', 'a', 0, 9999), (2, 'file', 'b', 0, 38211);",
+    )
+    .unwrap();
+    {
+        let mut ins = tx
+            .prepare(
+                "INSERT INTO mbo_events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+                 ?12, ?13, ?14, ?15)",
+            )
+            .unwrap();
+        // Session 1: records 0..10_000 without 5_000..5_100 (a live gap); session 2: all.
+        let gap = 5_000..5_100;
+        for (s, n) in [(1i64, 10_000usize), (2, records.len())] {
+            for (i, r) in records[..n].iter().enumerate() {
+                if s == 1 && gap.contains(&i) {
+                    continue;
+                }
+                let f = common::fields(i as u64, r);
+                let mut p: Vec<i64> = vec![s];
+                p.extend_from_slice(&f);
+                ins.execute(rusqlite::params_from_iter(p)).unwrap();
+            }
+        }
+    }
+    tx.commit().unwrap();
+    drop(conn);
+
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_VERSION);
+    let gone: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'mbo_events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(gone, 0, "mbo_events is dropped");
+    let (n, sum, lo, hi) = common::stored(&store, mbo_store::SessionId(2));
+    assert_eq!(n, records.len() as u64);
+    assert_eq!(sum, common::file_checksum(&records));
+    assert_eq!((lo, hi), (Some(0), Some(records.len() as i64 - 1)));
+    let (n, sum, _, hi) = common::stored(&store, mbo_store::SessionId(1));
+    assert_eq!(n, 9_900);
+    let mut want = common::Checksum::default();
+    for (i, r) in records[..10_000].iter().enumerate() {
+        if !(5_000..5_100).contains(&i) {
+            want.add(&common::fields(i as u64, r));
+        }
+    }
+    assert_eq!(sum, want);
+    assert_eq!(hi, Some(9_999));
+    assert_eq!(store.stats().unwrap().events, 9_900 + records.len() as u64);
 }

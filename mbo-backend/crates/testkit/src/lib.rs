@@ -2,9 +2,9 @@
 //!
 //! * [`mbo_data`]: the path of a real Databento file in `../shared/data/mbo/`; a missing file
 //!   fails the test with a clear message, it never skips.
-//! * [`stored_fields`] and [`RowChecksum`]: the 14 stored columns of a record and an
-//!   order-sensitive checksum over them, so storage tests compare a database with a file
-//!   independently of the store's own code.
+//! * [`stored_fields`] and [`RowChecksum`]: the 14 stored fields of a record and an
+//!   order-sensitive checksum over them, so storage tests compare what a database gives back
+//!   with a file, field by field.
 //! * [`CountingAllocator`] and [`count_allocations`]: prove that a hot path allocates nothing.
 //!   Each test binary installs the allocator itself:
 //!   `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;`
@@ -93,9 +93,9 @@ pub fn count_allocations<R>(f: impl FnOnce() -> R) -> (u64, R) {
     (after - before, out)
 }
 
-/// The stored columns of record `index` (`event_index, ts_recv, ts_event, instrument_id,
+/// The stored fields of record `index` (`event_index, ts_recv, ts_event, instrument_id,
 /// publisher_id, action, side, price, size, order_id, flags, sequence, channel_id,
-/// ts_in_delta`), as SQLite holds them (`u64` bit-cast to `i64`, codes as ASCII).
+/// ts_in_delta`) as integers (`u64` bit-cast to `i64`, codes as ASCII), for checksums.
 pub fn stored_fields(index: u64, r: &dbn::MboMsg) -> [i64; 14] {
     [
         index as i64,
@@ -114,10 +114,6 @@ pub fn stored_fields(index: u64, r: &dbn::MboMsg) -> [i64; 14] {
         i64::from(r.ts_in_delta),
     ]
 }
-
-/// The `SELECT` list giving [`stored_fields`]'s columns from `mbo_events`.
-pub const STORED_COLUMNS: &str = "event_index, ts_recv, ts_event, instrument_id, publisher_id, \
-     action, side, price, size, order_id, flags, sequence, channel_id, ts_in_delta";
 
 /// Order-sensitive checksum of rows (FNV-1a over every field, chained row after row), and
 /// their count.

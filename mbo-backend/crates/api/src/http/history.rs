@@ -9,7 +9,7 @@
 //! session the routes read.
 //!
 //! `GET /api/v1/history/mbo` pages through the window (`EVENTS_PER_PAGE` records per query,
-//! each resuming from the last index by primary key) into a bounded channel: a client that
+//! each resuming after the last index sent) into a bounded channel: a client that
 //! reads slowly holds one page in the channel and one in flight, never the window.
 
 use std::convert::Infallible;

@@ -39,28 +39,18 @@ pub fn file_checksum(records: &[MboMsg]) -> Checksum {
 
 /// (row count, checksum, min index, max index) of a session's stored events.
 pub fn stored(store: &Store, session: SessionId) -> (u64, Checksum, Option<i64>, Option<i64>) {
-    let mut stmt = store
-        .connection()
-        .prepare(
-            "SELECT event_index, ts_recv, ts_event, instrument_id, publisher_id, action, side, \
-             price, size, order_id, flags, sequence, channel_id, ts_in_delta \
-             FROM mbo_events WHERE session_id = ?1 ORDER BY event_index",
-        )
-        .unwrap();
-    let mut rows = stmt.query([session.0]).unwrap();
     let mut c = Checksum::default();
     let mut n = 0u64;
     let (mut min, mut max) = (None, None);
-    while let Some(row) = rows.next().unwrap() {
-        let mut f = [0i64; 14];
-        for (i, v) in f.iter_mut().enumerate() {
-            *v = row.get(i).unwrap();
-        }
+    mbo_store::blocks::scan(store.connection(), session, 0, u64::MAX, |index, rec| {
+        let f = fields(index, &rec);
         min = min.or(Some(f[0]));
         max = Some(f[0]);
         c.add(&f);
         n += 1;
-    }
+        Ok(std::ops::ControlFlow::Continue(()))
+    })
+    .unwrap();
     (n, c, min, max)
 }
 
