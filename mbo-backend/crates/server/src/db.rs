@@ -51,6 +51,9 @@ pub enum DbCommand {
     Import(DbImportArgs),
     /// Apply a retention policy once and print what it deleted.
     Retention(DbRetentionArgs),
+    /// Write a session's stored records (all, or a time window, or one symbol) as a DBN
+    /// file or NDJSON: raw events back out of the database.
+    Export(crate::db_export::DbExportArgs),
 }
 
 /// The database path, shared by every `mbo db` command.
@@ -126,6 +129,10 @@ pub fn run(args: &DbArgs) -> Result<()> {
         DbCommand::Vacuum(a) => vacuum(&a.path.db, a.json)?,
         DbCommand::Import(a) => import(a)?,
         DbCommand::Retention(a) => retention(&a.path.db, &a.policy, a.json)?,
+        DbCommand::Export(a) => {
+            let store = open_existing(&a.path.db)?;
+            return crate::db_export::run(a, &store);
+        }
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

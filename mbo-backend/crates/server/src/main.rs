@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod db;
+mod db_export;
 mod export;
 mod fetch;
 mod loadtest;

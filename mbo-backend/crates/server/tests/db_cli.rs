@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use dbn::decode::{DecodeRecord, DynDecoder};
+use dbn::decode::{DbnMetadata, DecodeRecord, DynDecoder};
 use dbn::{MboMsg, VersionUpgradePolicy};
 use serde_json::Value;
 
@@ -334,4 +334,127 @@ fn bad_paths_fail_clearly_and_create_nothing() {
         ],
     );
     assert!(err.contains("--checkpoint-every"), "{err}");
+}
+
+/// `mbo db export`: a stored session comes back out as a DBN file holding exactly the
+/// file's records and symbols (read back by the `dbn` crate), and as NDJSON windows that
+/// hold exactly the records the file has in that window; bad arguments are clear errors.
+#[test]
+fn export_gives_back_exactly_the_stored_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("mbo.db");
+    let clx = clx5();
+    let esh = mbo_testkit::mbo_data("esh4-glbx-mdp3-20231225.mbo.dbn.zst");
+    run_ok(d, ["db", "import", s(&clx), "--db", s(&db)]);
+    run_ok(d, ["db", "import", s(&esh), "--db", s(&db)]);
+    let clx_recs = records(&clx);
+    let esh_recs = records(&esh);
+
+    // Whole sessions as DBN (plain and zstd): the same records, in order, same metadata.
+    for (session, want, name) in [("1", &clx_recs, "clx.dbn"), ("2", &esh_recs, "esh.dbn.zst")] {
+        let out = d.join(name);
+        run_ok(
+            d,
+            [
+                "db",
+                "export",
+                "--db",
+                s(&db),
+                "--session",
+                session,
+                "--out",
+                s(&out),
+            ],
+        );
+        assert_eq!(&records(&out), want, "session {session}");
+        let dec = DynDecoder::from_file(&out, VersionUpgradePolicy::AsIs).unwrap();
+        let meta = dec.metadata();
+        assert_eq!(meta.dataset, "GLBX.MDP3");
+        assert_eq!(meta.schema, Some(dbn::Schema::Mbo));
+        assert_eq!(meta.start, want[0].ts_recv);
+        assert!(!meta.symbols.is_empty() && !meta.mappings.is_empty());
+    }
+    let meta = DynDecoder::from_file(d.join("clx.dbn"), VersionUpgradePolicy::AsIs)
+        .unwrap()
+        .metadata()
+        .clone();
+    assert_eq!(meta.symbols, vec!["CLX5".to_string()]);
+
+    // A window of one symbol as NDJSON (the default on stdout): exactly the file's records
+    // with ts_recv in [from, to], with their stream indexes and every field.
+    let (from, to) = (clx_recs[1000].ts_recv, clx_recs[20_000].ts_recv);
+    let text = run_ok(
+        d,
+        [
+            "db",
+            "export",
+            "--db",
+            s(&db),
+            "--session",
+            "1",
+            "--symbol",
+            "CLX5",
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+        ],
+    );
+    let want: Vec<(usize, &MboMsg)> = clx_recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.ts_recv >= from && r.ts_recv <= to)
+        .collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), want.len());
+    for (line, (i, r)) in lines.iter().zip(&want) {
+        assert_eq!(line["index"], *i as u64);
+        assert_eq!(line["ts_recv"], r.ts_recv);
+        assert_eq!(line["ts_event"], r.hd.ts_event);
+        assert_eq!(line["order_id"], r.order_id);
+        assert_eq!(line["price"], r.price);
+        assert_eq!(line["size"], r.size);
+        assert_eq!(line["flags"], r.flags.raw());
+        assert_eq!(line["sequence"], r.sequence);
+        assert_eq!(line["ts_in_delta"], r.ts_in_delta);
+        assert_eq!(line["action"], (r.action as u8 as char).to_string());
+        assert_eq!(line["side"], (r.side as u8 as char).to_string());
+    }
+    // The default session is the most recent one (ESH4); RFC 3339 bounds work.
+    let text = run_ok(
+        d,
+        [
+            "db",
+            "export",
+            "--db",
+            s(&db),
+            "--to",
+            "2023-12-25T00:00:00Z",
+            "--format",
+            "ndjson",
+        ],
+    );
+    let before = esh_recs
+        .iter()
+        .filter(|r| r.ts_recv <= 1_703_462_400_000_000_000)
+        .count();
+    assert_eq!(text.lines().count(), before);
+
+    for (args, want) in [
+        (vec!["--symbol", "NOPE"], "unknown symbol \"NOPE\""),
+        (vec!["--session", "9"], "no session 9"),
+        (vec!["--from", "5", "--to", "4"], "--from is after --to"),
+    ] {
+        let mut all = vec!["db", "export", "--db", s(&db)];
+        all.extend(args);
+        let err = run_err(d, all);
+        assert!(err.contains(want), "{err}");
+    }
+    let err = run_err(d, ["db", "export", "--db", s(&d.join("missing.db"))]);
+    assert!(err.contains("cannot open database"), "{err}");
+    assert!(!d.join("missing.db").exists(), "never creates a database");
 }
