@@ -258,16 +258,17 @@ pub fn run(args: &DbExportArgs, store: &Store) -> Result<()> {
     Ok(())
 }
 
-/// What a scan calls with each record it exports (its stream index and the record).
-type Visit<'a> = dyn FnMut(u64, &dbn::MboMsg) -> Result<()> + 'a;
-
 /// The records `scan` visits, encoded as DBN into `sink`.
-fn encode_dbn<W: Write>(
+fn encode_dbn<W, S>(
     sink: W,
     metadata: &Metadata,
     compression: Compression,
-    scan: &dyn Fn(&mut Visit<'_>) -> Result<Exported>,
-) -> Result<Exported> {
+    scan: &S,
+) -> Result<Exported>
+where
+    W: Write,
+    S: Fn(&mut dyn FnMut(u64, &dbn::MboMsg) -> Result<()>) -> Result<Exported>,
+{
     let dyn_writer = DynWriter::new(BufWriter::with_capacity(1 << 20, sink), compression)?;
     let mut encoder = DbnEncoder::new(BufWriter::with_capacity(1 << 20, dyn_writer), metadata)?;
     let done = scan(&mut |_, rec| Ok(encoder.encode_record(rec)?))?;
