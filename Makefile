@@ -4,11 +4,12 @@ BACKEND := mbo-backend
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
-.PHONY: help run bench-serve test test-backend lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
+.PHONY: help run bench-serve test test-backend test-ops lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
 
 help:
 	@echo "make run     - build and start mbo serve on the simulator: http://127.0.0.1:8080/"
-	@echo "make test    - format check, clippy -D warnings, every test (what CI runs)"
+	@echo "make test    - format check, clippy -D warnings, every test, the ops validators (what CI runs)"
+	@echo "make test-ops - validate monitoring, Docker, Compose, Kubernetes, workflows, Nix; live Prometheus check"
 	@echo "make bench   - mbo bench on the real files, then the criterion engine benches"
 	@echo "make bench-pacing - 60 s replay at 500k records/s (pacing drift, must be within 1%)"
 	@echo "make bench-sim - simulator speed (null sink, >= 5 M records/s) and mbo simulate"
@@ -43,7 +44,14 @@ test-backend: check-data python-deps
 
 lint: fmt-check clippy
 
-test: lint test-backend
+# Operations files (monitoring/, Dockerfile, docker-compose.yaml, k8s/, .github/, deny.toml,
+# flake.nix) through real validators, then Prometheus scraping a live `mbo serve` (debug
+# build: after test-backend this build is a no-op). Installs missing validators (apt, PyPI).
+test-ops:
+	cd $(BACKEND) && $(CARGO) build --locked -p mbo-server
+	bash scripts/validate-ops.sh $(BACKEND)/target/debug/mbo
+
+test: lint test-backend test-ops
 
 release:
 	cd $(BACKEND) && $(CARGO) build --release --locked -p mbo-server
