@@ -128,6 +128,19 @@ assert any(str(v).endswith(":/data") or ":/data:" in str(v) or (isinstance(v, di
 print("   profiles: default", want[None], "obs", want["obs"], "dev", want["dev"])
 EOF
 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yaml || die "compose-spec schema"
+# Every variable compose reads (${VAR...} or a pass-through with no value) is documented.
+"$OPS_VENV/bin/python" - <<'EOF2' || die "docker-compose.yaml variables missing from .env.example"
+import re, yaml
+text = open("docker-compose.yaml").read()
+names = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+for svc in yaml.safe_load(text)["services"].values():
+    env = svc.get("environment") or {}
+    names |= {k for k, v in env.items() if v is None} if isinstance(env, dict) else set()
+documented = set(re.findall(r"^#? ?([A-Z_][A-Z0-9_]*)=", open(".env.example").read(), re.M))
+missing = sorted(names - documented)
+assert not missing, f"not in .env.example: {missing}"
+print(f"   {len(names)} compose variables, all documented in .env.example")
+EOF2
 ok "docker-compose.yaml (default, obs, dev)"
 
 # --- Kubernetes ------------------------------------------------------------------------------
