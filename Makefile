@@ -45,10 +45,13 @@ test-backend: check-data python-deps
 lint: fmt-check clippy
 
 # Operations files (monitoring/, Dockerfile, docker-compose.yaml, k8s/, .github/, deny.toml,
-# flake.nix) through real validators, then Prometheus scraping a live `mbo serve` (debug
-# build: after test-backend this build is a no-op). Installs missing validators (apt, PyPI).
+# flake.nix) through real validators, then Prometheus scraping a live `mbo serve`. Installs
+# missing validators (apt, PyPI). The binary is the debug one `cargo test` builds for the
+# integration tests: the same command with --no-run is a no-op after test-backend, where
+# `cargo build -p mbo-server` would rebuild tokio and everything above it without the
+# dev-dependencies' features.
 test-ops:
-	cd $(BACKEND) && $(CARGO) build --locked -p mbo-server
+	cd $(BACKEND) && $(CARGO) test --workspace --locked --no-run
 	bash scripts/validate-ops.sh $(BACKEND)/target/debug/mbo
 
 test: lint test-backend test-ops

@@ -201,7 +201,8 @@ def run(args, tmp: Path, procs: list, clients: list) -> int:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MBO_") and k not in ("DATABENTO_API_KEY", "DBN_KEY")}
     env.update(MBO_BIND=f"127.0.0.1:{mbo_port}", MBO_DB=str(tmp / "mbo.db"),
-               MBO_STATIC_DIR=str(tmp / "no-dashboard"), MBO_LOG="warn")
+               MBO_STATIC_DIR=str(tmp / "no-dashboard"), MBO_LOG="warn",
+               MBO_SHUTDOWN_TIMEOUT="2s")
     mbo_log = open(tmp / "mbo.log", "wb")
     # cwd=tmp: mbo reads .env from its working directory; the check must not pick one up.
     procs.append(subprocess.Popen([str(args.mbo.resolve()), "serve"], cwd=tmp, env=env,
