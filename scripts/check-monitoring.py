@@ -160,7 +160,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     if not args.mbo.is_file():
-        fail(f"{args.mbo} not found (cd mbo-backend && cargo build --locked -p mbo-server)")
+        fail(f"{args.mbo} not found (make test-ops builds it: cd mbo-backend && cargo test --workspace --locked --no-run)")
     if not shutil.which(args.prometheus):
         fail(f"{args.prometheus} not found (Debian package prometheus)")
 

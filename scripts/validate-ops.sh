@@ -99,11 +99,12 @@ EOF
 ok "dashboards use datasource uid prometheus; provider path is where compose mounts them"
 
 # --- Containers ------------------------------------------------------------------------------
-step "hadolint: every Dockerfile"
+step "hadolint: every Dockerfile; .dockerignore against the COPY sources"
 mapfile -t dockerfiles < <(git ls-files --cached --others --exclude-standard '*Dockerfile*' | grep -v '\.dockerignore$')
 [ "${#dockerfiles[@]}" -gt 0 ] || die "no Dockerfile found"
 hadolint --failure-threshold info "${dockerfiles[@]}" || die "hadolint"
-ok "${dockerfiles[*]}"
+python3 scripts/check-dockerignore.py mbo-backend/Dockerfile || die ".dockerignore"
+ok "${dockerfiles[*]}, .dockerignore"
 
 step "docker-compose: config of every profile, compose-spec schema"
 for profile in "" obs dev; do
