@@ -11,7 +11,8 @@ scraped mbo at least twice, it evaluates through Prometheus' HTTP API:
   or a label that is wrong);
 * every Grafana template variable (label_values): the metric must have the label;
 * every alert rule as Prometheus loaded it: must evaluate without error, the rule groups must
-  report health "ok", and on this healthy server no alert expression may hold.
+  report health "ok", every mbo_* metric it names must exist, and on this healthy server no
+  alert expression may hold.
 
 Usage: check-monitoring.py MBO_BINARY [--prometheus PATH] [--keep]
 Standard library only; every process it starts is stopped on exit.
@@ -317,7 +318,15 @@ def run(args, tmp: Path, procs: list, clients: list) -> int:
                 errors.append(f"rule {name} holds on a healthy server: {r['data']['result']}")
     if n_rules == 0:
         errors.append("Prometheus loaded no alert rules from alerts.yml")
-    log(f"{n_rules} alert rules evaluated")
+    # An alert is quiet on a healthy server, so an empty result cannot tell a misspelt
+    # metric from a healthy one: every mbo_* name the rules use must exist in the scrape.
+    names = sorted({n for g in prom.api("rules")["data"]["groups"] for r in g["rules"]
+                    for n in re.findall(r"\b(mbo_[a-z0-9_]+)\b", r["query"])})
+    for name in names:
+        found = prom.api("series", **{"match[]": f'{{__name__="{name}"}}'})
+        if found.get("status") != "success" or not found.get("data"):
+            errors.append(f"alert rules use {name}, which mbo does not export")
+    log(f"{n_rules} alert rules evaluated; the {len(names)} mbo_* metrics they use looked up")
 
     for c in clients:
         if c.error or c.bytes == 0:
