@@ -1,0 +1,516 @@
+//! Kraken spot WebSocket v2 (`book`, `trade`) and v1 (array envelope) books with CRC32
+//! checksums verified on every message that carries one.
+//!
+//! ## Protocol rules enforced (`shared/docs/crypto-venues.md`)
+//!
+//! * Snapshot: replace the book. Update: apply every level of the message (size 0 removes),
+//!   then truncate each side to the subscribed depth (Kraken sends no removal for levels that
+//!   fall out of scope), then verify the checksum.
+//! * Checksum: the top 10 asks ascending, then the top 10 bids descending; for each level the
+//!   price's digits without the dot and leading zeros, then the size's likewise; CRC32 (IEEE)
+//!   of the concatenation, compared as `u32` with the message's `checksum` (v2) or `"c"` (v1).
+//!   The digits are the venue's: the decimals it printed (kept per level) or, for v2, the
+//!   instrument's precision when given (recordings re-serialised through floats lose trailing
+//!   zeros, e.g. `4.0` for `4.00000000`).
+//! * A mismatch marks the book stale and requests a resubscribe; updates are dropped until
+//!   the new snapshot. v2 sends the checksum on the snapshot too, v1 only on updates.
+//! * v2 numbers are JSON numbers: parsed from their raw text (`RawValue`), never `f64`.
+//! * v1 depth comes from the channel name (`book-1000`); v2 depth is the subscribed one.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::book::{L2Book, Level, Side};
+use crate::decimal::{checksum_digits, PRICE_SCALE, QTY_SCALE};
+use crate::event::{Aggressor, Event, ResyncReason, Trade};
+use crate::state::{Books, SyncState, VenueCounters};
+use crate::venue::{Precision, Venue};
+use crate::wire::{self, Pair};
+
+/// Kraken's default book depth.
+pub const DEFAULT_DEPTH: usize = 10;
+
+/// Levels per side the checksum covers.
+const CHECKSUM_LEVELS: usize = 10;
+
+/// Kraken's CRC32 of the top of `book`, with `precision` overriding the decimals kept per
+/// level.
+#[must_use]
+pub fn checksum(book: &L2Book, precision: Option<Precision>) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = [0u8; 64];
+    let mut feed = |price: i64, level: &Level| {
+        let (pd, qd) = precision.map_or((level.price_decimals, level.qty_decimals), |p| {
+            (p.price, p.qty)
+        });
+        h.update(checksum_digits(
+            u128::from(price.unsigned_abs()),
+            PRICE_SCALE,
+            pd,
+            &mut buf,
+        ));
+        h.update(checksum_digits(level.qty.0, QTY_SCALE, qd, &mut buf));
+    };
+    for (&p, l) in book.asks_asc().take(CHECKSUM_LEVELS) {
+        feed(p, l);
+    }
+    for (&p, l) in book.bids_desc().take(CHECKSUM_LEVELS) {
+        feed(p, l);
+    }
+    h.finalize()
+}
+
+/// Verifies a book's checksum after a message; on mismatch marks it stale and asks for a
+/// resync. Returns whether it matched.
+fn verify(
+    books: &mut Books,
+    id: usize,
+    expected: u32,
+    precision: Option<Precision>,
+    out: &mut Vec<Event>,
+) -> bool {
+    let b = books.at(id);
+    let computed = checksum(&b.book, precision);
+    if computed == expected {
+        b.counters.checksum_ok += 1;
+        true
+    } else {
+        b.counters.checksum_bad += 1;
+        b.counters.resyncs += 1;
+        b.state = SyncState::Stale;
+        out.push(Event::ResyncNeeded {
+            book: id,
+            reason: ResyncReason::Checksum { expected, computed },
+        });
+        false
+    }
+}
+
+/// Applies parsed levels to a book (after clearing it for a snapshot), truncates, and emits
+/// the level events.
+fn apply_levels(
+    books: &mut Books,
+    id: usize,
+    snapshot: bool,
+    levels: &[(Side, i64, Level)],
+    depth: usize,
+    out: &mut Vec<Event>,
+) {
+    let b = books.at(id);
+    if snapshot {
+        b.book.clear();
+        b.state = SyncState::Live;
+        out.push(Event::Snapshot { book: id });
+    }
+    for &(side, price, level) in levels {
+        b.book.set(side, price, level);
+        out.push(Event::Level {
+            book: id,
+            side,
+            price,
+            qty: level.qty,
+        });
+    }
+    b.book.truncate(depth);
+}
+
+#[derive(Deserialize)]
+struct V2Msg<'a> {
+    #[serde(borrow)]
+    channel: Option<&'a str>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<&'a str>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct V2Level<'a> {
+    #[serde(borrow)]
+    price: &'a RawValue,
+    #[serde(borrow)]
+    qty: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct V2Book<'a> {
+    #[serde(borrow)]
+    symbol: &'a str,
+    #[serde(borrow, default)]
+    bids: Vec<V2Level<'a>>,
+    #[serde(borrow, default)]
+    asks: Vec<V2Level<'a>>,
+    checksum: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct V2Trade<'a> {
+    #[serde(borrow)]
+    symbol: &'a str,
+    #[serde(borrow)]
+    side: Option<&'a str>,
+    #[serde(borrow)]
+    price: &'a RawValue,
+    #[serde(borrow)]
+    qty: &'a RawValue,
+    #[serde(borrow)]
+    timestamp: Option<&'a str>,
+}
+
+/// A JSON number or string's text (strings lose their quotes).
+fn raw_text(r: &RawValue) -> &str {
+    let t = r.get();
+    t.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(t)
+}
+
+/// Kraken WebSocket v2 synchroniser.
+#[derive(Debug, Clone)]
+pub struct KrakenV2 {
+    books: Books,
+    depth: usize,
+    precision: Option<Precision>,
+    counters: VenueCounters,
+    scratch: Vec<(Side, i64, Level)>,
+}
+
+impl KrakenV2 {
+    /// A synchroniser for books of `depth` levels; `precision` as the `instrument` channel
+    /// gives it (`None`: the decimals in the messages).
+    #[must_use]
+    pub fn new(books: Books, depth: usize, precision: Option<Precision>) -> Self {
+        Self {
+            books,
+            depth,
+            precision,
+            counters: VenueCounters::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Parses a message's levels into `scratch`; `None` for a bad number, else the count of
+    /// unrepresentable levels skipped.
+    fn parse_levels(&mut self, bids: &[V2Level<'_>], asks: &[V2Level<'_>]) -> Option<u64> {
+        self.scratch.clear();
+        let mut skipped = 0;
+        for (side, list) in [(Side::Bid, bids), (Side::Ask, asks)] {
+            for l in list {
+                let (price, mut level) = match wire::level(raw_text(l.price), raw_text(l.qty)) {
+                    Ok(x) => x,
+                    Err(e) if wire::unrepresentable(raw_text(l.price), e) => {
+                        skipped += 1;
+                        continue;
+                    }
+                    Err(_) => return None,
+                };
+                if let Some(p) = self.precision {
+                    level.price_decimals = level.price_decimals.max(p.price);
+                    level.qty_decimals = level.qty_decimals.max(p.qty);
+                }
+                self.scratch.push((side, price, level));
+            }
+        }
+        Some(skipped)
+    }
+
+    fn on_book(&mut self, snapshot: bool, data: &str, out: &mut Vec<Event>) {
+        let Ok(entries) = serde_json::from_str::<Vec<V2Book<'_>>>(data) else {
+            self.counters.bad_frames += 1;
+            return;
+        };
+        for e in &entries {
+            let Some(id) = self.books.id(e.symbol) else {
+                self.counters.bad_frames += 1;
+                continue;
+            };
+            let Some(skipped) = self.parse_levels(&e.bids, &e.asks) else {
+                self.counters.bad_frames += 1;
+                continue;
+            };
+            let b = self.books.at(id);
+            b.counters.messages += 1;
+            b.counters.unrepresentable_levels += skipped;
+            b.depth = Some(self.depth);
+            if !snapshot && b.state != SyncState::Live {
+                b.counters.dropped += 1;
+                continue;
+            }
+            apply_levels(
+                &mut self.books,
+                id,
+                snapshot,
+                &self.scratch,
+                self.depth,
+                out,
+            );
+            let good = match e.checksum {
+                Some(c) => verify(&mut self.books, id, c, self.precision, out),
+                None => true,
+            };
+            if good {
+                self.books.at(id).note_applied();
+                out.push(Event::Applied { book: id });
+            }
+        }
+    }
+
+    fn on_trades(&mut self, data: &str, out: &mut Vec<Event>) {
+        let Ok(trades) = serde_json::from_str::<Vec<V2Trade<'_>>>(data) else {
+            self.counters.bad_frames += 1;
+            return;
+        };
+        for t in &trades {
+            let (Some(id), Ok((price, level))) = (
+                self.books.id(t.symbol),
+                wire::level(raw_text(t.price), raw_text(t.qty)),
+            ) else {
+                self.counters.bad_frames += 1;
+                continue;
+            };
+            self.books.at(id).counters.trades += 1;
+            out.push(Event::Trade(Trade {
+                book: id,
+                side: match t.side {
+                    Some("buy") => Aggressor::Buy,
+                    Some("sell") => Aggressor::Sell,
+                    _ => Aggressor::Unknown,
+                },
+                price,
+                qty: level.qty,
+                venue_time_ns: t.timestamp.and_then(wire::rfc3339_ns).unwrap_or(0),
+            }));
+        }
+    }
+}
+
+impl Venue for KrakenV2 {
+    fn name(&self) -> &'static str {
+        "kraken"
+    }
+
+    fn on_frame(&mut self, frame: &str, out: &mut Vec<Event>) {
+        self.counters.frames += 1;
+        let Ok(m) = serde_json::from_str::<V2Msg<'_>>(frame) else {
+            self.counters.bad_frames += 1;
+            return;
+        };
+        match (m.channel, m.kind, m.data) {
+            (Some("book"), Some(kind @ ("snapshot" | "update")), Some(d)) => {
+                self.on_book(kind == "snapshot", d.get(), out);
+            }
+            (Some("trade"), Some("snapshot" | "update"), Some(d)) => self.on_trades(d.get(), out),
+            (Some("heartbeat" | "status" | "instrument"), _, _) => self.counters.control += 1,
+            (None, _, _) if m.method.is_some() => self.counters.control += 1,
+            _ => self.counters.bad_frames += 1,
+        }
+    }
+
+    fn on_reconnect(&mut self) {
+        for b in self.books.all_mut() {
+            b.state = SyncState::Syncing;
+        }
+    }
+
+    fn books(&self) -> &Books {
+        &self.books
+    }
+
+    fn counters(&self) -> &VenueCounters {
+        &self.counters
+    }
+
+    fn counters_mut(&mut self) -> &mut VenueCounters {
+        &mut self.counters
+    }
+}
+
+#[derive(Deserialize)]
+struct V1Book<'a> {
+    #[serde(borrow, rename = "as")]
+    snap_asks: Option<Vec<Pair<'a>>>,
+    #[serde(borrow, rename = "bs")]
+    snap_bids: Option<Vec<Pair<'a>>>,
+    #[serde(borrow)]
+    a: Option<Vec<Pair<'a>>>,
+    #[serde(borrow)]
+    b: Option<Vec<Pair<'a>>>,
+    #[serde(borrow)]
+    c: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct V1Event<'a> {
+    #[serde(borrow)]
+    event: Option<&'a str>,
+}
+
+/// Kraken WebSocket v1 synchroniser (`[channelID, {..}, ({..},) "book-N", "PAIR"]`).
+#[derive(Debug, Clone)]
+pub struct KrakenV1 {
+    books: Books,
+    counters: VenueCounters,
+    scratch: Vec<(Side, i64, Level)>,
+}
+
+impl KrakenV1 {
+    /// A new synchroniser.
+    #[must_use]
+    pub fn new(books: Books) -> Self {
+        Self {
+            books,
+            counters: VenueCounters::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn on_book(&mut self, parts: &[&RawValue], depth: usize, pair: &str, out: &mut Vec<Event>) {
+        self.scratch.clear();
+        let mut skipped = 0;
+        let mut snapshot = false;
+        let mut check = None;
+        for part in parts {
+            let Ok(b) = serde_json::from_str::<V1Book<'_>>(part.get()) else {
+                self.counters.bad_frames += 1;
+                return;
+            };
+            snapshot |= b.snap_asks.is_some() || b.snap_bids.is_some();
+            for (side, list) in [
+                (Side::Ask, &b.snap_asks),
+                (Side::Bid, &b.snap_bids),
+                (Side::Ask, &b.a),
+                (Side::Bid, &b.b),
+            ] {
+                if let Some(list) = list {
+                    if wire::levels(side, list, &mut self.scratch, &mut skipped).is_err() {
+                        self.counters.bad_frames += 1;
+                        return;
+                    }
+                }
+            }
+            if let Some(c) = b.c {
+                let Ok(c) = c.parse::<u32>() else {
+                    self.counters.bad_frames += 1;
+                    return;
+                };
+                check = Some(c);
+            }
+        }
+        let Some(id) = self.books.id(pair) else {
+            self.counters.bad_frames += 1;
+            return;
+        };
+        let b = self.books.at(id);
+        b.counters.messages += 1;
+        b.counters.unrepresentable_levels += skipped;
+        b.depth = Some(depth);
+        if !snapshot && b.state != SyncState::Live {
+            b.counters.dropped += 1;
+            return;
+        }
+        apply_levels(&mut self.books, id, snapshot, &self.scratch, depth, out);
+        let good = match check {
+            Some(c) => verify(&mut self.books, id, c, None, out),
+            None => true,
+        };
+        if good {
+            self.books.at(id).note_applied();
+            out.push(Event::Applied { book: id });
+        }
+    }
+
+    fn on_trades(&mut self, part: &RawValue, pair: &str, out: &mut Vec<Event>) {
+        let Ok(trades) = serde_json::from_str::<Vec<Vec<&str>>>(part.get()) else {
+            self.counters.bad_frames += 1;
+            return;
+        };
+        let Some(id) = self.books.id(pair) else {
+            self.counters.bad_frames += 1;
+            return;
+        };
+        for t in &trades {
+            let (Some(p), Some(v)) = (t.first(), t.get(1)) else {
+                self.counters.bad_frames += 1;
+                continue;
+            };
+            let Ok((price, level)) = wire::level(p, v) else {
+                self.counters.bad_frames += 1;
+                continue;
+            };
+            self.books.at(id).counters.trades += 1;
+            out.push(Event::Trade(Trade {
+                book: id,
+                side: match t.get(3).copied() {
+                    Some("b") => Aggressor::Buy,
+                    Some("s") => Aggressor::Sell,
+                    _ => Aggressor::Unknown,
+                },
+                price,
+                qty: level.qty,
+                venue_time_ns: t.get(2).and_then(|s| wire::seconds_text_ns(s)).unwrap_or(0),
+            }));
+        }
+    }
+}
+
+impl Venue for KrakenV1 {
+    fn name(&self) -> &'static str {
+        "kraken-v1"
+    }
+
+    fn on_frame(&mut self, frame: &str, out: &mut Vec<Event>) {
+        self.counters.frames += 1;
+        if frame.trim_start().starts_with('{') {
+            match serde_json::from_str::<V1Event<'_>>(frame) {
+                Ok(V1Event { event: Some(_) }) => self.counters.control += 1,
+                _ => self.counters.bad_frames += 1,
+            }
+            return;
+        }
+        let Ok(parts) = serde_json::from_str::<Vec<&RawValue>>(frame) else {
+            self.counters.bad_frames += 1;
+            return;
+        };
+        let n = parts.len();
+        if n < 4 {
+            self.counters.bad_frames += 1;
+            return;
+        }
+        let name = serde_json::from_str::<&str>(parts[n - 2].get());
+        let pair = serde_json::from_str::<&str>(parts[n - 1].get());
+        let (Ok(name), Ok(pair)) = (name, pair) else {
+            self.counters.bad_frames += 1;
+            return;
+        };
+        if let Some(depth) = name.strip_prefix("book-") {
+            match depth.parse::<usize>() {
+                Ok(depth) => self.on_book(&parts[1..n - 2], depth, pair, out),
+                Err(_) => self.counters.bad_frames += 1,
+            }
+        } else if name == "trade" && n == 4 {
+            self.on_trades(parts[1], pair, out);
+        } else {
+            self.counters.control += 1;
+        }
+    }
+
+    fn on_reconnect(&mut self) {
+        for b in self.books.all_mut() {
+            b.state = SyncState::Syncing;
+        }
+    }
+
+    fn books(&self) -> &Books {
+        &self.books
+    }
+
+    fn counters(&self) -> &VenueCounters {
+        &self.counters
+    }
+
+    fn counters_mut(&mut self) -> &mut VenueCounters {
+        &mut self.counters
+    }
+}

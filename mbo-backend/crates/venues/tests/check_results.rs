@@ -1,0 +1,222 @@
+//! Every figure of `shared/data/crypto/CHECK_RESULTS.txt`, reproduced from the real
+//! recordings through the same parser and sync code the live connectors use.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{of, read};
+use mbo_venues::fixtures::{read_cryptofeed_http, read_frames};
+use mbo_venues::{replay, replay_with, Precision, Summary, SyncState, VenueKind, VenueOptions};
+
+fn binance(kind: VenueKind, stem: &str) -> Vec<Summary> {
+    let ws = read(&format!("binance/cryptofeed_{stem}.ws.1.0"));
+    let http = read(&format!("binance/cryptofeed_{stem}.http.0.0"));
+    let frames = read_frames(&ws).unwrap();
+    let snaps = read_cryptofeed_http(&http).unwrap();
+    assert_eq!(snaps.len(), 4);
+    replay(kind, &frames, &snaps, None)
+}
+
+/// (symbol, events, dropped, applied, bid levels of the snapshot, ask levels of the snapshot)
+fn check_binance(s: &[Summary], symbol: &str, events: u64, dropped: u64, applied: u64) {
+    let x = of(s, symbol);
+    assert_eq!(
+        (
+            x.messages,
+            x.dropped,
+            x.applied,
+            x.gaps,
+            x.resyncs,
+            x.crossed_events
+        ),
+        (events, dropped, applied, 0, 0, 0),
+        "{symbol}: {x:?}"
+    );
+    assert_eq!(x.state, SyncState::Live);
+}
+
+#[test]
+fn binance_spot() {
+    let s = binance(VenueKind::Binance, "BINANCE");
+    assert_eq!(s.len(), 4);
+    check_binance(&s, "NKNUSDT", 150, 1, 149);
+    check_binance(&s, "BLZETH", 10, 1, 9);
+    check_binance(&s, "LRCBTC", 15, 2, 13);
+    check_binance(&s, "RUNEEUR", 2, 1, 1);
+}
+
+#[test]
+fn binance_us() {
+    let s = binance(VenueKind::Binance, "BINANCE_US");
+    assert_eq!(s.len(), 4);
+    check_binance(&s, "COMPUSDT", 107, 1, 106);
+    check_binance(&s, "OMGBUSD", 159, 1, 158);
+    check_binance(&s, "CRVUSDT", 29, 1, 28);
+    check_binance(&s, "ZRXUSDT", 41, 1, 40);
+}
+
+#[test]
+fn binance_futures() {
+    let s = binance(VenueKind::BinanceFutures, "BINANCE_FUTURES");
+    assert_eq!(s.len(), 4);
+    check_binance(&s, "SUSHIUSDT", 255, 3, 252);
+    check_binance(&s, "AKROUSDT", 189, 1, 188);
+    check_binance(&s, "KEEPUSDT", 135, 3, 132);
+    check_binance(&s, "CTKUSDT", 185, 5, 180);
+}
+
+#[test]
+fn binance_spot_rules_reject_futures_file() {
+    // The futures file bridges with `U <= L <= u` and chains with `pu`: spot rules must not
+    // accept it silently (they see gaps), which shows the two rule sets really differ.
+    let s = binance(VenueKind::Binance, "BINANCE_FUTURES");
+    assert!(s.iter().any(|x| x.gaps > 0), "{s:?}");
+}
+
+#[test]
+fn bybit_ob500() {
+    let text = read("bybit/nautilus_2024-12-01_XRPUSDT_ob500.data");
+    let frames = read_frames(&text).unwrap();
+    let s = replay(VenueKind::Bybit, &frames, &[], None);
+    assert_eq!(s.len(), 1);
+    let x = of(&s, "XRPUSDT");
+    assert_eq!(
+        (x.messages, x.applied, x.dropped, x.gaps, x.crossed_events),
+        (50, 50, 0, 0, 0),
+        "{x:?}"
+    );
+    assert_eq!(x.best_bid.as_deref(), Some("1.9537"));
+    assert_eq!(x.best_ask.as_deref(), Some("1.9538"));
+    assert!(x.bid_levels <= 500 && x.ask_levels <= 500, "{x:?}");
+    assert_eq!(x.state, SyncState::Live);
+}
+
+#[test]
+fn kraken_v2_sdk() {
+    let text = read("kraken/python-kraken-sdk_orderbook-v2.json");
+    let frames = read_frames(&text).unwrap();
+    assert_eq!(frames.len(), 510);
+    let p = Some(Precision { price: 1, qty: 8 });
+    let s = replay(VenueKind::Kraken, &frames, &[], p);
+    let x = of(&s, "BTC/USD");
+    assert_eq!(
+        (
+            x.messages,
+            x.checksum_ok,
+            x.checksum_bad,
+            x.gaps,
+            x.resyncs,
+            x.crossed_events
+        ),
+        (510, 510, 0, 0, 0, 0),
+        "{x:?}"
+    );
+    assert_eq!((x.bid_levels, x.ask_levels), (10, 10));
+    assert_eq!(x.state, SyncState::Live);
+}
+
+#[test]
+fn kraken_v2_without_precision_fails_checksums() {
+    // The SDK re-serialised the numbers through floats (`4.0`, `0.001`): without the
+    // instrument's precision the digits differ from Kraken's, and the checksum says so.
+    let text = read("kraken/python-kraken-sdk_orderbook-v2.json");
+    let frames = read_frames(&text).unwrap();
+    let s = replay(VenueKind::Kraken, &frames, &[], None);
+    let x = of(&s, "BTC/USD");
+    assert!(x.checksum_bad > 0, "{x:?}");
+    assert_eq!(x.state, SyncState::Stale);
+}
+
+#[test]
+fn kraken_v1_sdk() {
+    let text = read("kraken/python-kraken-sdk_orderbook-v1.json");
+    let frames = read_frames(&text).unwrap();
+    let out = replay_with(VenueKind::KrakenV1, &frames, &[], &VenueOptions::default());
+    assert_eq!(out.summaries.len(), 1);
+    let x = of(&out.summaries, "XBT/USD");
+    assert_eq!(
+        (x.checksum_ok, x.checksum_bad, x.gaps, x.crossed_events),
+        (979, 0, 0, 0),
+        "{x:?}"
+    );
+    // 1 snapshot (v1 sends no checksum with it) + 979 updates.
+    assert_eq!((x.messages, x.applied), (980, 980));
+    assert_eq!(out.counters.bad_frames, 0);
+    assert_eq!((x.bid_levels, x.ask_levels), (10, 10));
+}
+
+#[test]
+fn kraken_v1_cryptofeed_book_1000() {
+    let text = read("kraken/cryptofeed_KRAKEN.ws.50.0");
+    let frames = read_frames(&text).unwrap();
+    let out = replay_with(VenueKind::KrakenV1, &frames, &[], &VenueOptions::default());
+    let mut symbols: Vec<&str> = out.summaries.iter().map(|x| x.symbol.as_str()).collect();
+    symbols.sort_unstable();
+    let mut expected = [
+        "ADA/XBT",
+        "XBT/CHF",
+        "OMG/USD",
+        "OCEAN/XBT",
+        "ETH/CHF",
+        "SC/EUR",
+        "GRT/ETH",
+        "KSM/XBT",
+        "XMR/USD",
+        "WAVES/EUR",
+    ];
+    expected.sort_unstable();
+    assert_eq!(symbols, expected);
+    let ok: u64 = out.summaries.iter().map(|x| x.checksum_ok).sum();
+    let bad: u64 = out.summaries.iter().map(|x| x.checksum_bad).sum();
+    let msgs: u64 = out.summaries.iter().map(|x| x.messages).sum();
+    assert_eq!((ok, bad, msgs), (4269, 0, 4279));
+    for x in &out.summaries {
+        assert_eq!((x.gaps, x.crossed_events), (0, 0), "{x:?}");
+        assert_eq!(x.state, SyncState::Live);
+    }
+    assert_eq!(out.counters.bad_frames, 0);
+}
+
+#[test]
+fn kraken_v1_trades() {
+    let text = read("kraken/cryptofeed_KRAKEN.ws.48.0");
+    let frames = read_frames(&text).unwrap();
+    let out = replay_with(VenueKind::KrakenV1, &frames, &[], &VenueOptions::default());
+    assert_eq!(out.counters.bad_frames, 0);
+    assert!(out.summaries.iter().map(|x| x.messages).sum::<u64>() == 0);
+}
+
+#[test]
+fn coinbase_legacy_level2() {
+    let text = read("coinbase/cryptofeed_COINBASE.ws.28.0");
+    let frames = read_frames(&text).unwrap();
+    let out = replay_with(VenueKind::Coinbase, &frames, &[], &VenueOptions::default());
+    assert_eq!(out.summaries.len(), 10);
+    let msgs: u64 = out.summaries.iter().map(|x| x.messages).sum();
+    let applied: u64 = out.summaries.iter().map(|x| x.applied).sum();
+    assert_eq!((msgs, applied), (10 + 9719, 10 + 9719));
+    for x in &out.summaries {
+        assert_eq!((x.dropped, x.gaps, x.crossed_events), (0, 0, 0), "{x:?}");
+        assert_eq!(x.state, SyncState::Live);
+    }
+    assert_eq!(out.counters.bad_frames, 0);
+}
+
+#[test]
+fn binance_single_trade() {
+    let text = read("binance/nautilus_ws_spot_trade.json");
+    let frames = read_frames(&text).unwrap();
+    assert_eq!(frames.len(), 1);
+    let mut v = VenueKind::Binance.create(&VenueOptions::default());
+    let mut out = Vec::new();
+    v.on_frame(frames[0].text, &mut out);
+    match out.as_slice() {
+        [mbo_venues::Event::Trade(t)] => {
+            assert_eq!(t.price, 4_149_740_000_000);
+            assert_eq!(t.qty, mbo_venues::parse_qty("0.4387").unwrap().0);
+            assert_eq!(t.side, mbo_venues::Aggressor::Sell);
+            assert_eq!(t.venue_time_ns, 1_639_351_062_243_000_000);
+        }
+        other => panic!("{other:?}"),
+    }
+}
