@@ -86,6 +86,8 @@ fn parse_parts(text: &str) -> Result<Parts, DecimalError> {
         _ => {}
     }
     let mut mantissa: u128 = 0;
+    // Up to 19 digits accumulate in u64 (cheap); beyond, in u128 with overflow checks.
+    let mut small: u64 = 0;
     let mut digits = 0u32;
     let mut decimals = 0u32;
     let mut seen_dot = false;
@@ -93,10 +95,17 @@ fn parse_parts(text: &str) -> Result<Parts, DecimalError> {
         let c = b[i];
         match c {
             b'0'..=b'9' => {
-                mantissa = mantissa
-                    .checked_mul(10)
-                    .and_then(|m| m.checked_add(u128::from(c - b'0')))
-                    .ok_or(DecimalError::Overflow)?;
+                if digits < 19 {
+                    small = small * 10 + u64::from(c - b'0');
+                } else {
+                    if digits == 19 {
+                        mantissa = u128::from(small);
+                    }
+                    mantissa = mantissa
+                        .checked_mul(10)
+                        .and_then(|m| m.checked_add(u128::from(c - b'0')))
+                        .ok_or(DecimalError::Overflow)?;
+                }
                 digits += 1;
                 if seen_dot {
                     decimals += 1;
@@ -110,6 +119,9 @@ fn parse_parts(text: &str) -> Result<Parts, DecimalError> {
     }
     if digits == 0 {
         return Err(DecimalError::Empty);
+    }
+    if digits <= 19 {
+        mantissa = u128::from(small);
     }
     if i < b.len() {
         // Exponent part.
@@ -292,24 +304,52 @@ fn format_fixed(negative: bool, value: u128, scale: u32, decimals: u8) -> String
 pub(crate) fn checksum_digits(value: u128, scale: u32, decimals: u8, buf: &mut [u8; 64]) -> &[u8] {
     let decimals = u32::from(decimals);
     let v = if decimals <= scale {
-        value / POW10[(scale - decimals) as usize]
+        let div = POW10[(scale - decimals) as usize];
+        match (u64::try_from(value), u64::try_from(div)) {
+            (Ok(v), Ok(d)) => u128::from(v / d),
+            _ => value / div,
+        }
     } else {
         pow10(decimals - scale)
             .and_then(|m| value.checked_mul(m))
             .unwrap_or(value)
     };
     let mut i = buf.len();
-    let mut v = v;
     if v == 0 {
         i -= 1;
         buf[i] = b'0';
         return &buf[i..];
     }
-    while v > 0 && i > 0 {
-        i -= 1;
-        // `v % 10` < 10, so the cast is exact.
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+    // u128 division is a library call: peel off 19-digit chunks so the digit loop runs on
+    // u64 (division by a constant compiles to a multiply).
+    let mut hi = v;
+    loop {
+        let (mut chunk, rest) = match u64::try_from(hi) {
+            Ok(small) => (small, 0u128),
+            Err(_) => {
+                let chunk = (hi % POW10[19]) as u64;
+                (chunk, hi / POW10[19])
+            }
+        };
+        if rest == 0 {
+            while chunk > 0 && i > 0 {
+                i -= 1;
+                // `chunk % 10` < 10, so the cast is exact.
+                buf[i] = b'0' + (chunk % 10) as u8;
+                chunk /= 10;
+            }
+            break;
+        }
+        // A full 19-digit chunk, zero-padded.
+        for _ in 0..19 {
+            if i == 0 {
+                break;
+            }
+            i -= 1;
+            buf[i] = b'0' + (chunk % 10) as u8;
+            chunk /= 10;
+        }
+        hi = rest;
     }
     &buf[i..]
 }
@@ -362,6 +402,23 @@ mod tests {
     #[test]
     fn checksum_form() {
         let mut b = [0u8; 64];
+        let big: u128 = 12_345_678_901_234_567_890_123;
+        assert_eq!(
+            checksum_digits(big, QTY_SCALE, 18, &mut b),
+            b"12345678901234567890123"
+        );
+        let padded: u128 = 10u128.pow(20) + 5;
+        assert_eq!(
+            checksum_digits(padded, QTY_SCALE, 18, &mut b),
+            b"100000000000000000005"
+        );
+        assert_eq!(checksum_digits(padded, QTY_SCALE, 0, &mut b), b"100");
+        assert_eq!(checksum_digits(0, QTY_SCALE, 8, &mut b), b"0");
+        // 20+ digit mantissas parse exactly too.
+        assert_eq!(
+            parse_qty("123456789012345678901.5"),
+            Ok((Qty(123_456_789_012_345_678_901_500_000_000_000_000_000), 1))
+        );
         let (q, _) = parse_qty("0.00100000").unwrap();
         assert_eq!(checksum_digits(q.0, QTY_SCALE, 8, &mut b), b"100000");
         let (p, _) = parse_price("29430.2").unwrap();
