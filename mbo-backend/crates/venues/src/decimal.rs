@@ -296,62 +296,37 @@ fn format_fixed(negative: bool, value: u128, scale: u32, decimals: u8) -> String
 }
 
 /// Writes the digits of `value` (10^-scale units) printed with exactly `decimals` decimals,
-/// without the dot and without leading zeros, into `buf`; returns the used tail of `buf`.
+/// without the dot and without leading zeros, into `out`; returns the count written, or
+/// `None` when `out` is too small.
 ///
 /// This is Kraken's checksum form of a number ("0.00100000" → "100000"). Digits past
 /// `decimals` are cut, which makes a checksum mismatch (the venue printed fewer digits than the
 /// level holds), never a silent success.
-pub(crate) fn checksum_digits(value: u128, scale: u32, decimals: u8, buf: &mut [u8; 64]) -> &[u8] {
+pub(crate) fn checksum_digits(
+    value: u128,
+    scale: u32,
+    decimals: u8,
+    out: &mut [u8],
+) -> Option<usize> {
     let decimals = u32::from(decimals);
-    let v = if decimals <= scale {
+    let mut fmt = itoa::Buffer::new();
+    let text = if decimals <= scale {
         let div = POW10[(scale - decimals) as usize];
+        // u128 division is a library call: stay on u64 when both fit (the common case).
         match (u64::try_from(value), u64::try_from(div)) {
-            (Ok(v), Ok(d)) => u128::from(v / d),
-            _ => value / div,
+            (Ok(v), Ok(d)) => fmt.format(v / d),
+            _ => fmt.format(value / div),
         }
     } else {
-        pow10(decimals - scale)
-            .and_then(|m| value.checked_mul(m))
-            .unwrap_or(value)
+        fmt.format(
+            pow10(decimals - scale)
+                .and_then(|m| value.checked_mul(m))
+                .unwrap_or(value),
+        )
     };
-    let mut i = buf.len();
-    if v == 0 {
-        i -= 1;
-        buf[i] = b'0';
-        return &buf[i..];
-    }
-    // u128 division is a library call: peel off 19-digit chunks so the digit loop runs on
-    // u64 (division by a constant compiles to a multiply).
-    let mut hi = v;
-    loop {
-        let (mut chunk, rest) = match u64::try_from(hi) {
-            Ok(small) => (small, 0u128),
-            Err(_) => {
-                let chunk = (hi % POW10[19]) as u64;
-                (chunk, hi / POW10[19])
-            }
-        };
-        if rest == 0 {
-            while chunk > 0 && i > 0 {
-                i -= 1;
-                // `chunk % 10` < 10, so the cast is exact.
-                buf[i] = b'0' + (chunk % 10) as u8;
-                chunk /= 10;
-            }
-            break;
-        }
-        // A full 19-digit chunk, zero-padded.
-        for _ in 0..19 {
-            if i == 0 {
-                break;
-            }
-            i -= 1;
-            buf[i] = b'0' + (chunk % 10) as u8;
-            chunk /= 10;
-        }
-        hi = rest;
-    }
-    &buf[i..]
+    let dst = out.get_mut(..text.len())?;
+    dst.copy_from_slice(text.as_bytes());
+    Some(text.len())
 }
 
 #[cfg(test)]
@@ -401,30 +376,26 @@ mod tests {
 
     #[test]
     fn checksum_form() {
-        let mut b = [0u8; 64];
+        fn digits(v: u128, scale: u32, d: u8) -> String {
+            let mut b = [0u8; 64];
+            let n = checksum_digits(v, scale, d, &mut b).unwrap();
+            String::from_utf8(b[..n].to_vec()).unwrap()
+        }
         let big: u128 = 12_345_678_901_234_567_890_123;
-        assert_eq!(
-            checksum_digits(big, QTY_SCALE, 18, &mut b),
-            b"12345678901234567890123"
-        );
+        assert_eq!(digits(big, QTY_SCALE, 18), "12345678901234567890123");
         let padded: u128 = 10u128.pow(20) + 5;
-        assert_eq!(
-            checksum_digits(padded, QTY_SCALE, 18, &mut b),
-            b"100000000000000000005"
-        );
-        assert_eq!(checksum_digits(padded, QTY_SCALE, 0, &mut b), b"100");
-        assert_eq!(checksum_digits(0, QTY_SCALE, 8, &mut b), b"0");
+        assert_eq!(digits(padded, QTY_SCALE, 18), "100000000000000000005");
+        assert_eq!(digits(padded, QTY_SCALE, 0), "100");
+        assert_eq!(digits(0, QTY_SCALE, 8), "0");
+        assert_eq!(checksum_digits(big, QTY_SCALE, 18, &mut [0u8; 4]), None);
         // 20+ digit mantissas parse exactly too.
         assert_eq!(
             parse_qty("123456789012345678901.5"),
             Ok((Qty(123_456_789_012_345_678_901_500_000_000_000_000_000), 1))
         );
         let (q, _) = parse_qty("0.00100000").unwrap();
-        assert_eq!(checksum_digits(q.0, QTY_SCALE, 8, &mut b), b"100000");
+        assert_eq!(digits(q.0, QTY_SCALE, 8), "100000");
         let (p, _) = parse_price("29430.2").unwrap();
-        assert_eq!(
-            checksum_digits(p.unsigned_abs().into(), PRICE_SCALE, 1, &mut b),
-            b"294302"
-        );
+        assert_eq!(digits(p.unsigned_abs().into(), PRICE_SCALE, 1), "294302");
     }
 }

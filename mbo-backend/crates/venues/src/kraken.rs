@@ -37,26 +37,34 @@ const CHECKSUM_LEVELS: usize = 10;
 /// level.
 #[must_use]
 pub fn checksum(book: &L2Book, precision: Option<Precision>) -> u32 {
+    // All digits go to one buffer and one CRC call (the SIMD path needs long inputs); 20
+    // levels need at most ~1.3 KB, and the buffer is flushed if it ever fills.
     let mut h = crc32fast::Hasher::new();
-    let mut buf = [0u8; 64];
-    let mut feed = |price: i64, level: &Level| {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    let mut put = |h: &mut crc32fast::Hasher, value: u128, scale: u32, decimals: u8| loop {
+        if let Some(w) = buf
+            .get_mut(n..)
+            .and_then(|rest| checksum_digits(value, scale, decimals, rest))
+        {
+            n += w;
+            return;
+        }
+        h.update(&buf[..n]);
+        n = 0;
+    };
+    let levels = book
+        .asks_asc()
+        .take(CHECKSUM_LEVELS)
+        .chain(book.bids_desc().take(CHECKSUM_LEVELS));
+    for (&price, level) in levels {
         let (pd, qd) = precision.map_or((level.price_decimals, level.qty_decimals), |p| {
             (p.price, p.qty)
         });
-        h.update(checksum_digits(
-            u128::from(price.unsigned_abs()),
-            PRICE_SCALE,
-            pd,
-            &mut buf,
-        ));
-        h.update(checksum_digits(level.qty.0, QTY_SCALE, qd, &mut buf));
-    };
-    for (&p, l) in book.asks_asc().take(CHECKSUM_LEVELS) {
-        feed(p, l);
+        put(&mut h, u128::from(price.unsigned_abs()), PRICE_SCALE, pd);
+        put(&mut h, level.qty.0, QTY_SCALE, qd);
     }
-    for (&p, l) in book.bids_desc().take(CHECKSUM_LEVELS) {
-        feed(p, l);
-    }
+    h.update(&buf[..n]);
     h.finalize()
 }
 
