@@ -68,6 +68,37 @@ pub fn checksum(book: &L2Book, precision: Option<Precision>) -> u32 {
     h.finalize()
 }
 
+/// Whether applying `levels` can change the top [`CHECKSUM_LEVELS`] of either side: a level
+/// at or inside the current 10th price (or any level while a side has fewer than 10) can;
+/// inserting or removing a level strictly beyond it cannot, and truncating to a depth of at
+/// least 10 only removes levels beyond it.
+fn touches_top(book: &L2Book, levels: &[(Side, i64, Level)], depth: usize) -> bool {
+    if depth < CHECKSUM_LEVELS {
+        return true;
+    }
+    let ask_edge = book.asks_asc().nth(CHECKSUM_LEVELS - 1).map(|(p, _)| *p);
+    let bid_edge = book.bids_desc().nth(CHECKSUM_LEVELS - 1).map(|(p, _)| *p);
+    levels.iter().any(|&(side, p, _)| match side {
+        Side::Ask => ask_edge.is_none_or(|e| p <= e),
+        Side::Bid => bid_edge.is_none_or(|e| p >= e),
+    })
+}
+
+/// The CRC of each book's top levels, valid while they are unchanged (deep books such as
+/// `book-1000` mostly change beyond the top 10). Every message's checksum is still compared;
+/// only the recomputation of an unchanged top is skipped (and checked in debug builds).
+#[derive(Debug, Clone, Default)]
+struct CrcCache(Vec<Option<u32>>);
+
+impl CrcCache {
+    fn slot(&mut self, id: usize) -> &mut Option<u32> {
+        if self.0.len() <= id {
+            self.0.resize(id + 1, None);
+        }
+        &mut self.0[id]
+    }
+}
+
 /// Verifies a book's checksum after a message; on mismatch marks it stale and asks for a
 /// resync. Returns whether it matched.
 fn verify(
@@ -75,10 +106,21 @@ fn verify(
     id: usize,
     expected: u32,
     precision: Option<Precision>,
+    cache: &mut Option<u32>,
     out: &mut Vec<Event>,
 ) -> bool {
     let b = books.at(id);
-    let computed = checksum(&b.book, precision);
+    let computed = match *cache {
+        Some(c) => {
+            debug_assert_eq!(c, checksum(&b.book, precision), "stale checksum cache");
+            c
+        }
+        None => {
+            let c = checksum(&b.book, precision);
+            *cache = Some(c);
+            c
+        }
+    };
     if computed == expected {
         b.counters.checksum_ok += 1;
         true
@@ -183,6 +225,7 @@ pub struct KrakenV2 {
     precision: Option<Precision>,
     counters: VenueCounters,
     scratch: Vec<(Side, i64, Level)>,
+    crc: CrcCache,
 }
 
 impl KrakenV2 {
@@ -196,6 +239,7 @@ impl KrakenV2 {
             precision,
             counters: VenueCounters::default(),
             scratch: Vec::new(),
+            crc: CrcCache::default(),
         }
     }
 
@@ -246,6 +290,9 @@ impl KrakenV2 {
                 b.counters.dropped += 1;
                 continue;
             }
+            if snapshot || touches_top(&self.books.at(id).book, &self.scratch, self.depth) {
+                *self.crc.slot(id) = None;
+            }
             apply_levels(
                 &mut self.books,
                 id,
@@ -255,7 +302,14 @@ impl KrakenV2 {
                 out,
             );
             let good = match e.checksum {
-                Some(c) => verify(&mut self.books, id, c, self.precision, out),
+                Some(c) => verify(
+                    &mut self.books,
+                    id,
+                    c,
+                    self.precision,
+                    self.crc.slot(id),
+                    out,
+                ),
                 None => true,
             };
             if good {
@@ -361,6 +415,7 @@ pub struct KrakenV1 {
     books: Books,
     counters: VenueCounters,
     scratch: Vec<(Side, i64, Level)>,
+    crc: CrcCache,
 }
 
 impl KrakenV1 {
@@ -371,6 +426,7 @@ impl KrakenV1 {
             books,
             counters: VenueCounters::default(),
             scratch: Vec::new(),
+            crc: CrcCache::default(),
         }
     }
 
@@ -418,9 +474,12 @@ impl KrakenV1 {
             b.counters.dropped += 1;
             return;
         }
+        if snapshot || touches_top(&self.books.at(id).book, &self.scratch, depth) {
+            *self.crc.slot(id) = None;
+        }
         apply_levels(&mut self.books, id, snapshot, &self.scratch, depth, out);
         let good = match check {
-            Some(c) => verify(&mut self.books, id, c, None, out),
+            Some(c) => verify(&mut self.books, id, c, None, self.crc.slot(id), out),
             None => true,
         };
         if good {
