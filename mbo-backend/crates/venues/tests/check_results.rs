@@ -233,3 +233,70 @@ fn binance_single_trade() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn replay_files_detects_formats_and_prints_summary_lines() {
+    let dir = common::data_dir();
+    let out = mbo_venues::replay_files(
+        VenueKind::Binance,
+        &dir.join("binance/cryptofeed_BINANCE.ws.1.0"),
+        Some(&dir.join("binance/cryptofeed_BINANCE.http.0.0")),
+        &VenueOptions::default(),
+    )
+    .unwrap();
+    let line = of(&out.summaries, "NKNUSDT").to_json();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    // Keys in the documented order (serde_json's Value sorts them, so read the text).
+    let mut keys: Vec<(usize, &str)> = v
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| (line.find(&format!("\"{k}\":")).unwrap(), k.as_str()))
+        .collect();
+    keys.sort_unstable();
+    let keys: Vec<&str> = keys.into_iter().map(|(_, k)| k).collect();
+    assert_eq!(
+        keys,
+        [
+            "venue",
+            "symbol",
+            "messages",
+            "applied",
+            "dropped",
+            "gaps",
+            "resyncs",
+            "checksum_ok",
+            "checksum_bad",
+            "crossed_events",
+            "best_bid",
+            "best_ask",
+            "bid_levels",
+            "ask_levels",
+            "state"
+        ]
+    );
+    assert_eq!(v["venue"], "binance");
+    assert_eq!(v["applied"], 149);
+    // Prices as the venue printed them.
+    let bid = v["best_bid"].as_str().unwrap();
+    assert_eq!(bid.split('.').nth(1).map(str::len), Some(8), "{bid}");
+
+    let out = mbo_venues::replay_files(
+        VenueKind::Kraken,
+        &dir.join("kraken/python-kraken-sdk_orderbook-v2.json"),
+        None,
+        &VenueOptions {
+            precision: Some(Precision { price: 1, qty: 8 }),
+            ..VenueOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(of(&out.summaries, "BTC/USD").checksum_ok, 510);
+    let missing = mbo_venues::replay_files(
+        VenueKind::Kraken,
+        &dir.join("no/such/file"),
+        None,
+        &VenueOptions::default(),
+    );
+    assert!(matches!(missing, Err(mbo_venues::ReplayError::Io { .. })));
+}
