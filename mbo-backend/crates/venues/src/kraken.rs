@@ -403,6 +403,51 @@ struct V1Book<'a> {
     c: Option<&'a str>,
 }
 
+/// One element of a v1 array frame, parsed in a single pass (no intermediate `RawValue`).
+enum V1Part<'a> {
+    /// A book object (`as`/`bs` or `a`/`b`/`c`).
+    Book(V1Book<'a>),
+    /// Channel name or pair.
+    Text(&'a str),
+    /// Trades `[[price, volume, time, side, type, misc], ...]`.
+    Trades(Vec<Vec<&'a str>>),
+    /// The channel id.
+    Number,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for V1Part<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = V1Part<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Kraken v1 frame element")
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(V1Part::Number)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(V1Part::Number)
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(V1Part::Text(v))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                V1Book::deserialize(MapAccessDeserializer::new(map)).map(V1Part::Book)
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq)).map(V1Part::Trades)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 #[derive(Deserialize)]
 struct V1Event<'a> {
     #[serde(borrow)]
@@ -430,13 +475,13 @@ impl KrakenV1 {
         }
     }
 
-    fn on_book(&mut self, parts: &[&RawValue], depth: usize, pair: &str, out: &mut Vec<Event>) {
+    fn on_book(&mut self, parts: &[V1Part<'_>], depth: usize, pair: &str, out: &mut Vec<Event>) {
         self.scratch.clear();
         let mut skipped = 0;
         let mut snapshot = false;
         let mut check = None;
         for part in parts {
-            let Ok(b) = serde_json::from_str::<V1Book<'_>>(part.get()) else {
+            let V1Part::Book(b) = part else {
                 self.counters.bad_frames += 1;
                 return;
             };
@@ -488,8 +533,8 @@ impl KrakenV1 {
         }
     }
 
-    fn on_trades(&mut self, part: &RawValue, pair: &str, out: &mut Vec<Event>) {
-        let Ok(trades) = serde_json::from_str::<Vec<Vec<&str>>>(part.get()) else {
+    fn on_trades(&mut self, part: &V1Part<'_>, pair: &str, out: &mut Vec<Event>) {
+        let V1Part::Trades(trades) = part else {
             self.counters.bad_frames += 1;
             return;
         };
@@ -497,7 +542,7 @@ impl KrakenV1 {
             self.counters.bad_frames += 1;
             return;
         };
-        for t in &trades {
+        for t in trades {
             let (Some(p), Some(v)) = (t.first(), t.get(1)) else {
                 self.counters.bad_frames += 1;
                 continue;
@@ -536,18 +581,14 @@ impl Venue for KrakenV1 {
             }
             return;
         }
-        let Ok(parts) = serde_json::from_str::<Vec<&RawValue>>(frame) else {
+        let Ok(parts) = serde_json::from_str::<Vec<V1Part<'_>>>(frame) else {
             self.counters.bad_frames += 1;
             return;
         };
         let n = parts.len();
-        if n < 4 {
-            self.counters.bad_frames += 1;
-            return;
-        }
-        let name = serde_json::from_str::<&str>(parts[n - 2].get());
-        let pair = serde_json::from_str::<&str>(parts[n - 1].get());
-        let (Ok(name), Ok(pair)) = (name, pair) else {
+        let (true, Some(V1Part::Text(name)), Some(V1Part::Text(pair))) =
+            (n >= 4, parts.get(n.wrapping_sub(2)), parts.last())
+        else {
             self.counters.bad_frames += 1;
             return;
         };
@@ -556,8 +597,8 @@ impl Venue for KrakenV1 {
                 Ok(depth) => self.on_book(&parts[1..n - 2], depth, pair, out),
                 Err(_) => self.counters.bad_frames += 1,
             }
-        } else if name == "trade" && n == 4 {
-            self.on_trades(parts[1], pair, out);
+        } else if *name == "trade" && n == 4 {
+            self.on_trades(&parts[1], pair, out);
         } else {
             self.counters.control += 1;
         }

@@ -1,0 +1,86 @@
+//! Parse + sync + apply throughput per core over the real recordings, measured in CPU time
+//! (`/proc/self/schedstat`), so a loaded machine does not skew it the way wall time does:
+//! `cargo run --release -p mbo-venues --example throughput [SECONDS_PER_CASE]`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mbo_venues::fixtures::read_frames;
+use mbo_venues::{Precision, VenueKind, VenueOptions};
+
+/// CPU time of this thread's process so far (Linux), nanoseconds.
+fn cpu_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    s.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn main() {
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .map_or(3.0, |s| s.parse().expect("seconds"));
+    let dir = std::env::var_os("MBO_CRYPTO_DATA").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/crypto"),
+        PathBuf::from,
+    );
+    let v2 = VenueOptions {
+        precision: Some(Precision { price: 1, qty: 8 }),
+        ..VenueOptions::default()
+    };
+    let cases = [
+        (
+            "coinbase legacy level2",
+            VenueKind::Coinbase,
+            "coinbase/cryptofeed_COINBASE.ws.28.0",
+            VenueOptions::default(),
+        ),
+        (
+            "kraken v1 book-1000",
+            VenueKind::KrakenV1,
+            "kraken/cryptofeed_KRAKEN.ws.50.0",
+            VenueOptions::default(),
+        ),
+        (
+            "kraken v2 book-10",
+            VenueKind::Kraken,
+            "kraken/python-kraken-sdk_orderbook-v2.json",
+            v2,
+        ),
+        (
+            "kraken v1 book-10",
+            VenueKind::KrakenV1,
+            "kraken/python-kraken-sdk_orderbook-v1.json",
+            VenueOptions::default(),
+        ),
+        (
+            "bybit ob500",
+            VenueKind::Bybit,
+            "bybit/nautilus_2024-12-01_XRPUSDT_ob500.data",
+            VenueOptions::default(),
+        ),
+    ];
+    for (name, kind, file, opts) in cases {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (set MBO_CRYPTO_DATA)", path.display()));
+        let frames = read_frames(&text).unwrap();
+        let mut out = Vec::with_capacity(4096);
+        let (wall, cpu0) = (Instant::now(), cpu_ns());
+        let mut n = 0u64;
+        while wall.elapsed() < Duration::from_secs_f64(secs) {
+            let mut v = kind.create(&opts);
+            for f in &frames {
+                v.on_frame(std::hint::black_box(f.text), &mut out);
+                out.clear();
+            }
+            n += frames.len() as u64;
+        }
+        let cpu = (cpu_ns() - cpu0) as f64 / 1e9;
+        println!(
+            "{name:<24} {:>8} frames/replay  {:>6.2} M frames/s per core (CPU time)  {:>6.0} ns/frame",
+            frames.len(),
+            n as f64 / cpu / 1e6,
+            cpu * 1e9 / n as f64
+        );
+    }
+}
