@@ -8,6 +8,8 @@
 //!   book, and only when `u == previous u + 1`; a delta with `u <= previous u` is a duplicate
 //!   (dropped); any other `u` is a gap: book stale, resubscribe requested.
 //! * A delta before the first snapshot, or while stale, is dropped.
+//! * `seq` (cross sequence) must increase; a repeat or decrease is counted in
+//!   [`Counters::seq_regressions`](crate::Counters) (not a gap: it is not continuous).
 //! * `publicTrade`: `S` is the taker side.
 
 use serde::Deserialize;
@@ -38,6 +40,7 @@ struct BookData<'a> {
     #[serde(borrow, default)]
     a: Vec<Pair<'a>>,
     u: u64,
+    seq: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +97,12 @@ impl Bybit {
         let book = self.books.at(id);
         book.counters.messages += 1;
         book.counters.unrepresentable_levels += skipped;
+        if let Some(seq) = d.seq {
+            if book.last_seq.is_some_and(|last| seq <= last) {
+                book.counters.seq_regressions += 1;
+            }
+            book.last_seq = Some(seq);
+        }
         if snapshot {
             book.book.clear();
             book.state = SyncState::Live;

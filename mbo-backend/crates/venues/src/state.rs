@@ -55,6 +55,8 @@ pub struct Counters {
     /// Levels skipped because their price does not fit the `i64` 1e-9 unit (beyond
     /// ±9.22e9 or finer than 1e-9). The checksum still covers the top of the book.
     pub unrepresentable_levels: u64,
+    /// Bybit: messages whose cross sequence `seq` did not increase.
+    pub seq_regressions: u64,
 }
 
 /// Counters of a venue connection, over all symbols.
@@ -86,6 +88,8 @@ pub struct SymbolBook {
     pub last_id: u64,
     /// Depth to keep (Kraken), `None` for unlimited.
     pub depth: Option<usize>,
+    /// Last cross sequence seen (Bybit `seq`).
+    pub last_seq: Option<u64>,
 }
 
 impl SymbolBook {
@@ -97,6 +101,7 @@ impl SymbolBook {
             counters: Counters::default(),
             last_id: 0,
             depth: None,
+            last_seq: None,
         }
     }
 

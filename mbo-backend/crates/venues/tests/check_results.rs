@@ -89,6 +89,25 @@ fn bybit_ob500() {
     assert_eq!(x.best_ask.as_deref(), Some("1.9538"));
     assert!(x.bid_levels <= 500 && x.ask_levels <= 500, "{x:?}");
     assert_eq!(x.state, SyncState::Live);
+    // snapshots 1, seq never decreasing, at most 500 levels per side after every message.
+    let mut v = VenueKind::Bybit.create(&VenueOptions::default());
+    let (mut out, mut snapshots, mut max_levels) = (Vec::new(), 0, 0);
+    for f in &frames {
+        v.on_frame(f.text, &mut out);
+        snapshots += out
+            .iter()
+            .filter(|e| matches!(e, mbo_venues::Event::Snapshot { .. }))
+            .count();
+        out.clear();
+        let b = &v.books().get("XRPUSDT").unwrap().book;
+        max_levels = max_levels
+            .max(b.len(mbo_venues::Side::Bid))
+            .max(b.len(mbo_venues::Side::Ask));
+        assert!(!b.is_crossed());
+    }
+    let b = v.books().get("XRPUSDT").unwrap();
+    assert_eq!((snapshots, b.counters.seq_regressions), (1, 0));
+    assert_eq!(max_levels, 500);
 }
 
 #[test]
