@@ -171,9 +171,41 @@ struct V2Msg<'a> {
     #[serde(borrow, rename = "type")]
     kind: Option<&'a str>,
     #[serde(borrow)]
-    data: Option<&'a RawValue>,
+    data: Option<V2Data<'a>>,
     #[serde(borrow)]
     method: Option<&'a str>,
+}
+
+/// `data`: a list of entries (book, trade, status), parsed in the same pass as the envelope;
+/// any other shape (the `instrument` channel's object) is skipped.
+enum V2Data<'a> {
+    Entries(Vec<V2Entry<'a>>),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for V2Data<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::SeqAccessDeserializer;
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = V2Data<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Kraken v2 data")
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq)).map(V2Data::Entries)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(V2Data::Other)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(V2Data::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -184,27 +216,22 @@ struct V2Level<'a> {
     qty: &'a RawValue,
 }
 
+/// A `data` entry: the fields of book and trade entries (each channel uses its own).
 #[derive(Deserialize)]
-struct V2Book<'a> {
+struct V2Entry<'a> {
     #[serde(borrow)]
-    symbol: &'a str,
-    #[serde(borrow, default)]
-    bids: Vec<V2Level<'a>>,
-    #[serde(borrow, default)]
-    asks: Vec<V2Level<'a>>,
+    symbol: Option<&'a str>,
+    #[serde(borrow)]
+    bids: Option<Vec<V2Level<'a>>>,
+    #[serde(borrow)]
+    asks: Option<Vec<V2Level<'a>>>,
     checksum: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct V2Trade<'a> {
-    #[serde(borrow)]
-    symbol: &'a str,
     #[serde(borrow)]
     side: Option<&'a str>,
     #[serde(borrow)]
-    price: &'a RawValue,
+    price: Option<&'a RawValue>,
     #[serde(borrow)]
-    qty: &'a RawValue,
+    qty: Option<&'a RawValue>,
     #[serde(borrow)]
     timestamp: Option<&'a str>,
 }
@@ -268,17 +295,17 @@ impl KrakenV2 {
         Some(skipped)
     }
 
-    fn on_book(&mut self, snapshot: bool, data: &str, out: &mut Vec<Event>) {
-        let Ok(entries) = serde_json::from_str::<Vec<V2Book<'_>>>(data) else {
-            self.counters.bad_frames += 1;
-            return;
-        };
-        for e in &entries {
-            let Some(id) = self.books.id(e.symbol) else {
+    fn on_book(&mut self, snapshot: bool, entries: &[V2Entry<'_>], out: &mut Vec<Event>) {
+        for e in entries {
+            let Some(id) = e.symbol.and_then(|s| self.books.id(s)) else {
                 self.counters.bad_frames += 1;
                 continue;
             };
-            let Some(skipped) = self.parse_levels(&e.bids, &e.asks) else {
+            let (bids, asks) = (
+                e.bids.as_deref().unwrap_or_default(),
+                e.asks.as_deref().unwrap_or_default(),
+            );
+            let Some(skipped) = self.parse_levels(bids, asks) else {
                 self.counters.bad_frames += 1;
                 continue;
             };
@@ -319,15 +346,13 @@ impl KrakenV2 {
         }
     }
 
-    fn on_trades(&mut self, data: &str, out: &mut Vec<Event>) {
-        let Ok(trades) = serde_json::from_str::<Vec<V2Trade<'_>>>(data) else {
-            self.counters.bad_frames += 1;
-            return;
-        };
-        for t in &trades {
-            let (Some(id), Ok((price, level))) = (
-                self.books.id(t.symbol),
-                wire::level(raw_text(t.price), raw_text(t.qty)),
+    fn on_trades(&mut self, trades: &[V2Entry<'_>], out: &mut Vec<Event>) {
+        for t in trades {
+            let (Some(id), Some(Ok((price, level)))) = (
+                t.symbol.and_then(|s| self.books.id(s)),
+                t.price
+                    .zip(t.qty)
+                    .map(|(p, q)| wire::level(raw_text(p), raw_text(q))),
             ) else {
                 self.counters.bad_frames += 1;
                 continue;
@@ -359,11 +384,13 @@ impl Venue for KrakenV2 {
             self.counters.bad_frames += 1;
             return;
         };
-        match (m.channel, m.kind, m.data) {
-            (Some("book"), Some(kind @ ("snapshot" | "update")), Some(d)) => {
-                self.on_book(kind == "snapshot", d.get(), out);
+        match (m.channel, m.kind, &m.data) {
+            (Some("book"), Some(kind @ ("snapshot" | "update")), Some(V2Data::Entries(d))) => {
+                self.on_book(kind == "snapshot", d, out);
             }
-            (Some("trade"), Some("snapshot" | "update"), Some(d)) => self.on_trades(d.get(), out),
+            (Some("trade"), Some("snapshot" | "update"), Some(V2Data::Entries(d))) => {
+                self.on_trades(d, out);
+            }
             (Some("heartbeat" | "status" | "instrument"), _, _) => self.counters.control += 1,
             (None, _, _) if m.method.is_some() => self.counters.control += 1,
             _ => self.counters.bad_frames += 1,
