@@ -15,6 +15,29 @@ fn cpu_ns() -> u64 {
     s.split_whitespace().next().unwrap().parse().unwrap()
 }
 
+/// JSON text without the whitespace outside strings (numbers keep their digits).
+fn compact(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let (mut in_str, mut escaped) = (false, false);
+    for c in s.chars() {
+        if in_str {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_str = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn main() {
     let secs: f64 = std::env::args()
         .nth(1)
@@ -59,18 +82,31 @@ fn main() {
             VenueOptions::default(),
         ),
     ];
+    let mut runs: Vec<(String, VenueKind, Vec<String>, VenueOptions)> = Vec::new();
     for (name, kind, file, opts) in cases {
         let path = dir.join(file);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (set MBO_CRYPTO_DATA)", path.display()));
-        let frames = read_frames(&text).unwrap();
+        let frames: Vec<String> = read_frames(&text)
+            .unwrap()
+            .iter()
+            .map(|f| f.text.to_owned())
+            .collect();
+        if kind == VenueKind::Kraken {
+            // The SDK file is pretty-printed; live frames are compact.
+            let compact = frames.iter().map(|f| compact(f)).collect();
+            runs.push((format!("{name} (compact)"), kind, compact, opts.clone()));
+        }
+        runs.push((name.to_owned(), kind, frames, opts));
+    }
+    for (name, kind, frames, opts) in runs {
         let mut out = Vec::with_capacity(4096);
         let (wall, cpu0) = (Instant::now(), cpu_ns());
         let mut n = 0u64;
         while wall.elapsed() < Duration::from_secs_f64(secs) {
             let mut v = kind.create(&opts);
             for f in &frames {
-                v.on_frame(std::hint::black_box(f.text), &mut out);
+                v.on_frame(std::hint::black_box(f), &mut out);
                 out.clear();
             }
             n += frames.len() as u64;
