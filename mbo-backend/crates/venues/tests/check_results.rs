@@ -216,6 +216,27 @@ fn kraken_v1_trades() {
     let out = replay_with(VenueKind::KrakenV1, &frames, &[], &VenueOptions::default());
     assert_eq!(out.counters.bad_frames, 0);
     assert!(out.summaries.iter().map(|x| x.messages).sum::<u64>() == 0);
+    // 8 trade messages carrying 10 trades: 5 buys, 5 sells.
+    let mut v = VenueKind::KrakenV1.create(&VenueOptions::default());
+    let mut ev = Vec::new();
+    for f in &frames {
+        v.on_frame(f.text, &mut ev);
+    }
+    let sides: Vec<mbo_venues::Aggressor> = ev
+        .iter()
+        .filter_map(|e| match e {
+            mbo_venues::Event::Trade(t) => Some(t.side),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sides.len(), 10);
+    let buys = sides
+        .iter()
+        .filter(|s| **s == mbo_venues::Aggressor::Buy)
+        .count();
+    assert_eq!(buys, 5);
+    let total: u64 = v.books().all().iter().map(|b| b.counters.trades).sum();
+    assert_eq!(total, 10);
 }
 
 #[test]
@@ -232,6 +253,22 @@ fn coinbase_legacy_level2() {
         assert_eq!(x.state, SyncState::Live);
     }
     assert_eq!(out.counters.bad_frames, 0);
+    // 97 match + 10 last_match; `side` is the maker's: 54 "buy" makers = 54 sell aggressors.
+    let mut v = VenueKind::Coinbase.create(&VenueOptions::default());
+    let mut ev = Vec::new();
+    let (mut trades, mut sells) = (0, 0);
+    for f in &frames {
+        v.on_frame(f.text, &mut ev);
+        for e in &ev {
+            if let mbo_venues::Event::Trade(t) = e {
+                trades += 1;
+                sells += usize::from(t.side == mbo_venues::Aggressor::Sell);
+                assert!(t.venue_time_ns > 1_618_000_000_000_000_000);
+            }
+        }
+        ev.clear();
+    }
+    assert_eq!((trades, sells), (107, 54));
 }
 
 #[test]
