@@ -237,7 +237,7 @@ impl Books {
     }
 
     /// The book at an index from [`Books::id`].
-    pub fn at(&mut self, id: usize) -> &mut SymbolBook {
+    pub(crate) fn at(&mut self, id: usize) -> &mut SymbolBook {
         &mut self.list[id]
     }
 
