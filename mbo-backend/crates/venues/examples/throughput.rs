@@ -1,6 +1,6 @@
 //! Parse + sync + apply throughput per core over the real recordings, measured in CPU time
 //! (`/proc/self/schedstat`), so a loaded machine does not skew it the way wall time does:
-//! `cargo run --release -p mbo-venues --example throughput [SECONDS_PER_CASE]`.
+//! `cargo run --release -p mbo-venues --example throughput [SECONDS_PER_CASE [NAME_FILTER]]`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -99,7 +99,9 @@ fn main() {
         }
         runs.push((name.to_owned(), kind, frames, opts));
     }
-    for (name, kind, frames, opts) in runs {
+    // Optional second argument: only cases whose name contains it.
+    let only = std::env::args().nth(2).unwrap_or_default();
+    for (name, kind, frames, opts) in runs.into_iter().filter(|r| r.0.contains(&only)) {
         let mut out = Vec::with_capacity(4096);
         let (wall, cpu0) = (Instant::now(), cpu_ns());
         let mut n = 0u64;
@@ -113,8 +115,9 @@ fn main() {
         }
         let cpu = (cpu_ns() - cpu0) as f64 / 1e9;
         println!(
-            "{name:<24} {:>8} frames/replay  {:>6.2} M frames/s per core (CPU time)  {:>6.0} ns/frame",
+            "{name:<32} {:>6} frames/replay {:>10} frames  {:>5.2} M frames/s per core (CPU time)  {:>5.0} ns/frame",
             frames.len(),
+            n,
             n as f64 / cpu / 1e6,
             cpu * 1e9 / n as f64
         );

@@ -309,24 +309,41 @@ pub(crate) fn checksum_digits(
     out: &mut [u8],
 ) -> Option<usize> {
     let decimals = u32::from(decimals);
-    let mut fmt = itoa::Buffer::new();
-    let text = if decimals <= scale {
+    let v: u128 = if decimals <= scale {
         let div = POW10[(scale - decimals) as usize];
         // u128 division is a library call: stay on u64 when both fit (the common case).
         match (u64::try_from(value), u64::try_from(div)) {
-            (Ok(v), Ok(d)) => fmt.format(v / d),
-            _ => fmt.format(value / div),
+            (Ok(v), Ok(d)) => u128::from(v / d),
+            _ => value / div,
         }
     } else {
-        fmt.format(
-            pow10(decimals - scale)
-                .and_then(|m| value.checked_mul(m))
-                .unwrap_or(value),
-        )
+        pow10(decimals - scale)
+            .and_then(|m| value.checked_mul(m))
+            .unwrap_or(value)
     };
-    let dst = out.get_mut(..text.len())?;
-    dst.copy_from_slice(text.as_bytes());
-    Some(text.len())
+    match u64::try_from(v) {
+        Ok(v) => write_u64(v, out),
+        Err(_) => {
+            let mut fmt = itoa::Buffer::new();
+            let text = fmt.format(v);
+            let dst = out.get_mut(..text.len())?;
+            dst.copy_from_slice(text.as_bytes());
+            Some(text.len())
+        }
+    }
+}
+
+/// Decimal digits of `v` written in place (no intermediate buffer and copy).
+#[inline]
+fn write_u64(mut v: u64, out: &mut [u8]) -> Option<usize> {
+    let n = v.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let dst = out.get_mut(..n)?;
+    for d in dst.iter_mut().rev() {
+        // `v % 10` < 10, so the cast is exact.
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    Some(n)
 }
 
 #[cfg(test)]

@@ -38,9 +38,9 @@ const CHECKSUM_LEVELS: usize = 10;
 #[must_use]
 pub fn checksum(book: &L2Book, precision: Option<Precision>) -> u32 {
     // All digits go to one buffer and one CRC call (the SIMD path needs long inputs); 20
-    // levels need at most ~1.3 KB, and the buffer is flushed if it ever fills.
+    // levels need at most ~1.2 KB, and the buffer is flushed if it ever fills.
     let mut h = crc32fast::Hasher::new();
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; 1280];
     let mut n = 0;
     let mut put = |h: &mut crc32fast::Hasher, value: u128, scale: u32, decimals: u8| loop {
         if let Some(w) = buf
