@@ -84,16 +84,107 @@ fn touches_top(book: &L2Book, levels: &[(Side, i64, Level)], depth: usize) -> bo
     })
 }
 
-/// The CRC of each book's top levels, valid while they are unchanged (deep books such as
-/// `book-1000` mostly change beyond the top 10). Every message's checksum is still compared;
-/// only the recomputation of an unchanged top is skipped (and checked in debug builds).
+/// One top level's checksum digits (price then size), reused while the level is unchanged.
+#[derive(Debug, Clone, Copy)]
+struct Rendered {
+    price: i64,
+    level: Level,
+    len: u8,
+    bytes: [u8; 64],
+}
+
+/// Per book: the CRC of its top levels while they are unchanged (deep books such as
+/// `book-1000` mostly change beyond the top 10), and the digits of each top level, so a
+/// recomputation renders only the levels that changed (rendering the 40 numbers was most of
+/// the cost of a Kraken message). Every message's checksum is still compared; in debug builds
+/// each cached value is checked against a full recomputation.
 #[derive(Debug, Clone, Default)]
-struct CrcCache(Vec<Option<u32>>);
+struct TopCache {
+    crc: Option<u32>,
+    asks: Vec<Rendered>,
+    bids: Vec<Rendered>,
+    next: Vec<Rendered>,
+}
+
+impl TopCache {
+    /// The checksum of `book`, reusing the digits of unchanged top levels.
+    fn checksum(&mut self, book: &L2Book, precision: Option<Precision>) -> u32 {
+        let mut buf = [0u8; 1280];
+        let mut n = 0;
+        for asks in [true, false] {
+            let old = if asks { &self.asks } else { &self.bids };
+            let next = &mut self.next;
+            next.clear();
+            let mut j = 0;
+            let top: &mut dyn Iterator<Item = (&i64, &Level)> = if asks {
+                &mut book.asks_asc()
+            } else {
+                &mut book.bids_desc()
+            };
+            for (&price, level) in top.take(CHECKSUM_LEVELS) {
+                // Both lists are in book order: skip cached levels better than this one.
+                while old.get(j).is_some_and(|o| {
+                    if asks {
+                        o.price < price
+                    } else {
+                        o.price > price
+                    }
+                }) {
+                    j += 1;
+                }
+                let r = match old.get(j) {
+                    Some(o) if o.price == price && o.level == *level => *o,
+                    _ => match render(price, level, precision) {
+                        Some(r) => r,
+                        // Cannot happen (64 bytes hold both numbers); stay exact anyway.
+                        None => return checksum(book, precision),
+                    },
+                };
+                let len = usize::from(r.len);
+                let Some(dst) = buf.get_mut(n..n + len) else {
+                    return checksum(book, precision);
+                };
+                dst.copy_from_slice(&r.bytes[..len]);
+                n += len;
+                next.push(r);
+            }
+            if asks {
+                std::mem::swap(&mut self.asks, &mut self.next);
+            } else {
+                std::mem::swap(&mut self.bids, &mut self.next);
+            }
+        }
+        crc32fast::hash(&buf[..n])
+    }
+}
+
+fn render(price: i64, level: &Level, precision: Option<Precision>) -> Option<Rendered> {
+    let (pd, qd) = precision.map_or((level.price_decimals, level.qty_decimals), |p| {
+        (p.price, p.qty)
+    });
+    let mut bytes = [0u8; 64];
+    let a = checksum_digits(
+        u128::from(price.unsigned_abs()),
+        PRICE_SCALE,
+        pd,
+        &mut bytes,
+    )?;
+    let b = checksum_digits(level.qty.0, QTY_SCALE, qd, bytes.get_mut(a..)?)?;
+    Some(Rendered {
+        price,
+        level: *level,
+        len: u8::try_from(a + b).ok()?,
+        bytes,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+struct CrcCache(Vec<TopCache>);
 
 impl CrcCache {
-    fn slot(&mut self, id: usize) -> &mut Option<u32> {
+    fn slot(&mut self, id: usize) -> &mut TopCache {
         if self.0.len() <= id {
-            self.0.resize(id + 1, None);
+            self.0.resize_with(id + 1, TopCache::default);
         }
         &mut self.0[id]
     }
@@ -106,21 +197,23 @@ fn verify(
     id: usize,
     expected: u32,
     precision: Option<Precision>,
-    cache: &mut Option<u32>,
+    cache: &mut TopCache,
     out: &mut Vec<Event>,
 ) -> bool {
     let b = books.at(id);
-    let computed = match *cache {
-        Some(c) => {
-            debug_assert_eq!(c, checksum(&b.book, precision), "stale checksum cache");
-            c
-        }
+    let computed = match cache.crc {
+        Some(c) => c,
         None => {
-            let c = checksum(&b.book, precision);
-            *cache = Some(c);
+            let c = cache.checksum(&b.book, precision);
+            cache.crc = Some(c);
             c
         }
     };
+    debug_assert_eq!(
+        computed,
+        checksum(&b.book, precision),
+        "stale checksum cache"
+    );
     if computed == expected {
         b.counters.checksum_ok += 1;
         true
@@ -318,7 +411,7 @@ impl KrakenV2 {
                 continue;
             }
             if snapshot || touches_top(&self.books.at(id).book, &self.scratch, self.depth) {
-                *self.crc.slot(id) = None;
+                self.crc.slot(id).crc = None;
             }
             apply_levels(
                 &mut self.books,
@@ -547,7 +640,7 @@ impl KrakenV1 {
             return;
         }
         if snapshot || touches_top(&self.books.at(id).book, &self.scratch, depth) {
-            *self.crc.slot(id) = None;
+            self.crc.slot(id).crc = None;
         }
         apply_levels(&mut self.books, id, snapshot, &self.scratch, depth, out);
         let good = match check {
