@@ -268,6 +268,9 @@ impl Binance {
                 qty: level.qty,
             });
         }
+        if pending_first {
+            book.bridge = Some((diff.first, diff.last, at));
+        }
         book.last_id = diff.last;
         book.note_applied();
         out.push(Event::Applied { book: id });

@@ -90,6 +90,8 @@ pub struct SymbolBook {
     pub depth: Option<usize>,
     /// Last cross sequence seen (Bybit `seq`).
     pub last_seq: Option<u64>,
+    /// Binance: the diff that bridged the last REST snapshot, `(U, u, lastUpdateId)`.
+    pub bridge: Option<(u64, u64, u64)>,
 }
 
 impl SymbolBook {
@@ -102,6 +104,7 @@ impl SymbolBook {
             last_id: 0,
             depth: None,
             last_seq: None,
+            bridge: None,
         }
     }
 

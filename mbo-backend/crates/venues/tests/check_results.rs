@@ -17,6 +17,85 @@ fn binance(kind: VenueKind, stem: &str) -> Vec<Summary> {
     replay(kind, &frames, &snaps, None)
 }
 
+/// The bridging diff `(U, u, lastUpdateId)` and the snapshot's level counts per symbol
+/// (CHECK_RESULTS' `first` and `snapshot_levels`).
+fn bridges(kind: VenueKind, stem: &str) -> Vec<(String, (u64, u64, u64), (usize, usize))> {
+    let ws = read(&format!("binance/cryptofeed_{stem}.ws.1.0"));
+    let http = read(&format!("binance/cryptofeed_{stem}.http.0.0"));
+    let frames = read_frames(&ws).unwrap();
+    let mut snaps = read_cryptofeed_http(&http).unwrap();
+    snaps.sort_by_key(|s| s.recv_ns);
+    let mut v = kind.create(&VenueOptions::default());
+    let mut out = Vec::new();
+    let mut levels = Vec::new();
+    for s in &snaps {
+        let mut probe = kind.create(&VenueOptions::default());
+        probe.on_rest_snapshot(&s.symbol, s.body, &mut out);
+        let b = &probe.books().get(&s.symbol).unwrap().book;
+        levels.push((
+            s.symbol.clone(),
+            (b.len(mbo_venues::Side::Bid), b.len(mbo_venues::Side::Ask)),
+        ));
+    }
+    let mut next = 0;
+    for f in &frames {
+        while next < snaps.len() && snaps[next].recv_ns <= f.recv_ns {
+            v.on_rest_snapshot(&snaps[next].symbol, snaps[next].body, &mut out);
+            next += 1;
+        }
+        v.on_frame(f.text, &mut out);
+    }
+    levels
+        .into_iter()
+        .map(|(sym, l)| {
+            let bridge = v.books().get(&sym).unwrap().bridge.unwrap();
+            (sym, bridge, l)
+        })
+        .collect()
+}
+
+#[test]
+fn binance_bridging_events_and_snapshot_sizes() {
+    let spot = bridges(VenueKind::Binance, "BINANCE");
+    let us = bridges(VenueKind::Binance, "BINANCE_US");
+    let fut = bridges(VenueKind::BinanceFutures, "BINANCE_FUTURES");
+    let all: Vec<_> = spot.into_iter().chain(us).chain(fut).collect();
+    let expected: [(&str, (u64, u64, u64), (usize, usize)); 12] = [
+        ("NKNUSDT", (499869753, 499869754, 499869752), (609, 1000)),
+        ("BLZETH", (281916628, 281916628, 281916627), (174, 1000)),
+        ("LRCBTC", (259345544, 259345545, 259345543), (176, 1000)),
+        ("RUNEEUR", (15602512, 15602513, 15602511), (221, 468)),
+        ("COMPUSDT", (113129220, 113129220, 113129219), (222, 526)),
+        ("OMGBUSD", (77819468, 77819468, 77819467), (195, 181)),
+        ("CRVUSDT", (1938835, 1938836, 1938834), (74, 61)),
+        ("ZRXUSDT", (96974987, 96974988, 96974986), (171, 255)),
+        (
+            "SUSHIUSDT",
+            (600859605926, 600859607423, 600859605926),
+            (1000, 1000),
+        ),
+        (
+            "AKROUSDT",
+            (600859603597, 600859605486, 600859605486),
+            (609, 763),
+        ),
+        (
+            "KEEPUSDT",
+            (600859618057, 600859619434, 600859619434),
+            (400, 612),
+        ),
+        (
+            "CTKUSDT",
+            (600859617271, 600859618836, 600859618836),
+            (485, 744),
+        ),
+    ];
+    for (sym, bridge, levels) in expected {
+        let got = all.iter().find(|x| x.0 == sym).unwrap();
+        assert_eq!((got.1, got.2), (bridge, levels), "{sym}");
+    }
+}
+
 /// (symbol, events, dropped, applied, bid levels of the snapshot, ask levels of the snapshot)
 fn check_binance(s: &[Summary], symbol: &str, events: u64, dropped: u64, applied: u64) {
     let x = of(s, symbol);
