@@ -17,9 +17,13 @@ fn binance(kind: VenueKind, stem: &str) -> Vec<Summary> {
     replay(kind, &frames, &snaps, None)
 }
 
-/// The bridging diff `(U, u, lastUpdateId)` and the snapshot's level counts per symbol
-/// (CHECK_RESULTS' `first` and `snapshot_levels`).
-fn bridges(kind: VenueKind, stem: &str) -> Vec<(String, (u64, u64, u64), (usize, usize))> {
+/// `(U, u, lastUpdateId)` of the diff that bridged the snapshot (CHECK_RESULTS' `first`).
+type Bridge = (u64, u64, u64);
+/// Snapshot levels `(bids, asks)` (CHECK_RESULTS' `snapshot_levels`).
+type Levels = (usize, usize);
+
+/// The bridging diff and the snapshot's level counts per symbol.
+fn bridges(kind: VenueKind, stem: &str) -> Vec<(String, Bridge, Levels)> {
     let ws = read(&format!("binance/cryptofeed_{stem}.ws.1.0"));
     let http = read(&format!("binance/cryptofeed_{stem}.http.0.0"));
     let frames = read_frames(&ws).unwrap();
@@ -60,7 +64,7 @@ fn binance_bridging_events_and_snapshot_sizes() {
     let us = bridges(VenueKind::Binance, "BINANCE_US");
     let fut = bridges(VenueKind::BinanceFutures, "BINANCE_FUTURES");
     let all: Vec<_> = spot.into_iter().chain(us).chain(fut).collect();
-    let expected: [(&str, (u64, u64, u64), (usize, usize)); 12] = [
+    let expected: [(&str, Bridge, Levels); 12] = [
         ("NKNUSDT", (499869753, 499869754, 499869752), (609, 1000)),
         ("BLZETH", (281916628, 281916628, 281916627), (174, 1000)),
         ("LRCBTC", (259345544, 259345545, 259345543), (176, 1000)),
