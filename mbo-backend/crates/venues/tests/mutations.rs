@@ -357,3 +357,34 @@ fn coinbase_advanced_trade_sequence_skipped() {
         );
     }
 }
+
+#[test]
+fn binance_futures_one_update_removed() {
+    let ws = read("binance/cryptofeed_BINANCE_FUTURES.ws.1.0");
+    let http = read("binance/cryptofeed_BINANCE_FUTURES.http.0.0");
+    let snaps = read_cryptofeed_http(&http).unwrap();
+    let mut frames = read_frames(&ws).unwrap();
+    let i = frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.text.contains("\"s\":\"SUSHIUSDT\"") && f.text.contains("depthUpdate"))
+        .nth(100)
+        .unwrap()
+        .0;
+    frames.remove(i);
+    let out = replay_with(
+        VenueKind::BinanceFutures,
+        &frames,
+        &snaps,
+        &VenueOptions::default(),
+    );
+    let x = of(&out.summaries, "SUSHIUSDT");
+    assert_eq!(
+        (x.gaps, x.resyncs, x.state),
+        (1, 1, SyncState::Stale),
+        "{x:?}"
+    );
+    for other in ["AKROUSDT", "KEEPUSDT", "CTKUSDT"] {
+        assert_eq!(of(&out.summaries, other).gaps, 0);
+    }
+}
