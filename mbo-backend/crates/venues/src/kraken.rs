@@ -269,17 +269,34 @@ struct V2Msg<'a> {
     method: Option<&'a str>,
 }
 
-/// `data`: a list of entries (book, trade, status), parsed in the same pass as the envelope;
-/// any other shape (the `instrument` channel's object) is skipped.
+/// `data`: a list of entries (book, trade, status) or the `instrument` channel's object,
+/// parsed in the same pass as the envelope.
 enum V2Data<'a> {
     Entries(Vec<V2Entry<'a>>),
+    Instrument(Vec<PairInfo<'a>>),
     Other,
+}
+
+/// The `instrument` channel's `data` object (only `pairs` is used).
+#[derive(Deserialize)]
+struct InstrumentData<'a> {
+    #[serde(borrow, default)]
+    pairs: Vec<PairInfo<'a>>,
+}
+
+/// A pair's printed decimals from the `instrument` channel.
+#[derive(Deserialize)]
+struct PairInfo<'a> {
+    #[serde(borrow)]
+    symbol: &'a str,
+    price_precision: Option<u8>,
+    qty_precision: Option<u8>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for V2Data<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::value::SeqAccessDeserializer;
-        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        use serde::de::{MapAccess, SeqAccess, Visitor};
         struct V<'a>(std::marker::PhantomData<&'a ()>);
         impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
             type Value = V2Data<'a>;
@@ -289,9 +306,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for V2Data<'a> {
             fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
                 Vec::deserialize(SeqAccessDeserializer::new(seq)).map(V2Data::Entries)
             }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(V2Data::Other)
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                InstrumentData::deserialize(MapAccessDeserializer::new(map))
+                    .map(|d| V2Data::Instrument(d.pairs))
             }
             fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
                 Ok(V2Data::Other)
@@ -343,20 +360,24 @@ pub struct KrakenV2 {
     books: Books,
     depth: usize,
     precision: Option<Precision>,
+    /// Per pair, from the `instrument` channel (wins over `precision`).
+    pair_precision: std::collections::HashMap<String, Precision>,
     counters: VenueCounters,
     scratch: Vec<(Side, i64, Level)>,
     crc: CrcCache,
 }
 
 impl KrakenV2 {
-    /// A synchroniser for books of `depth` levels; `precision` as the `instrument` channel
-    /// gives it (`None`: the decimals in the messages).
+    /// A synchroniser for books of `depth` levels. Printed decimals per pair come from the
+    /// `instrument` channel when subscribed; otherwise `precision` when given, otherwise the
+    /// decimals in the messages.
     #[must_use]
     pub fn new(books: Books, depth: usize, precision: Option<Precision>) -> Self {
         Self {
             books,
             depth,
             precision,
+            pair_precision: std::collections::HashMap::new(),
             counters: VenueCounters::default(),
             scratch: Vec::new(),
             crc: CrcCache::default(),
@@ -365,7 +386,12 @@ impl KrakenV2 {
 
     /// Parses a message's levels into `scratch`; `None` for a bad number, else the count of
     /// unrepresentable levels skipped.
-    fn parse_levels(&mut self, bids: &[V2Level<'_>], asks: &[V2Level<'_>]) -> Option<u64> {
+    fn parse_levels(
+        &mut self,
+        bids: &[V2Level<'_>],
+        asks: &[V2Level<'_>],
+        precision: Option<Precision>,
+    ) -> Option<u64> {
         self.scratch.clear();
         let mut skipped = 0;
         for (side, list) in [(Side::Bid, bids), (Side::Ask, asks)] {
@@ -378,7 +404,7 @@ impl KrakenV2 {
                     }
                     Err(_) => return None,
                 };
-                if let Some(p) = self.precision {
+                if let Some(p) = precision {
                     level.price_decimals = level.price_decimals.max(p.price);
                     level.qty_decimals = level.qty_decimals.max(p.qty);
                 }
@@ -390,15 +416,17 @@ impl KrakenV2 {
 
     fn on_book(&mut self, snapshot: bool, entries: &[V2Entry<'_>], out: &mut Vec<Event>) {
         for e in entries {
-            let Some(id) = e.symbol.and_then(|s| self.books.id(s)) else {
+            let (Some(symbol), Some(id)) = (e.symbol, e.symbol.and_then(|s| self.books.id(s)))
+            else {
                 self.counters.bad_frames += 1;
                 continue;
             };
+            let precision = self.pair_precision.get(symbol).copied().or(self.precision);
             let (bids, asks) = (
                 e.bids.as_deref().unwrap_or_default(),
                 e.asks.as_deref().unwrap_or_default(),
             );
-            let Some(skipped) = self.parse_levels(bids, asks) else {
+            let Some(skipped) = self.parse_levels(bids, asks, precision) else {
                 self.counters.bad_frames += 1;
                 continue;
             };
@@ -422,19 +450,26 @@ impl KrakenV2 {
                 out,
             );
             let good = match e.checksum {
-                Some(c) => verify(
-                    &mut self.books,
-                    id,
-                    c,
-                    self.precision,
-                    self.crc.slot(id),
-                    out,
-                ),
+                Some(c) => verify(&mut self.books, id, c, precision, self.crc.slot(id), out),
                 None => true,
             };
             if good {
                 self.books.at(id).note_applied();
                 out.push(Event::Applied { book: id });
+            }
+        }
+    }
+
+    /// Records each pair's printed decimals; a change invalidates the cached checksum digits.
+    fn on_instrument(&mut self, pairs: &[PairInfo<'_>]) {
+        self.counters.control += 1;
+        for p in pairs {
+            let (Some(price), Some(qty)) = (p.price_precision, p.qty_precision) else {
+                continue;
+            };
+            let new = Precision { price, qty };
+            if self.pair_precision.insert(p.symbol.to_owned(), new) != Some(new) {
+                self.crc = CrcCache::default();
             }
         }
     }
@@ -484,6 +519,7 @@ impl Venue for KrakenV2 {
             (Some("trade"), Some("snapshot" | "update"), Some(V2Data::Entries(d))) => {
                 self.on_trades(d, out);
             }
+            (Some("instrument"), _, Some(V2Data::Instrument(pairs))) => self.on_instrument(pairs),
             (Some("heartbeat" | "status" | "instrument"), _, _) => self.counters.control += 1,
             (None, _, _) if m.method.is_some() => self.counters.control += 1,
             _ => self.counters.bad_frames += 1,

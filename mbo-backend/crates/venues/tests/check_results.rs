@@ -439,3 +439,21 @@ fn replay_files_detects_formats_and_prints_summary_lines() {
     );
     assert!(matches!(missing, Err(mbo_venues::ReplayError::Io { .. })));
 }
+
+#[test]
+fn kraken_v2_precision_from_instrument_channel() {
+    // The `instrument` channel gives the pair's printed decimals; with it and no precision
+    // given, all 510 checksums of the SDK recording match.
+    let text = read("kraken/python-kraken-sdk_orderbook-v2.json");
+    let frames = read_frames(&text).unwrap();
+    let instrument = r#"{"channel":"instrument","type":"snapshot","data":{"assets":[{"id":"BTC","status":"enabled","precision":10,"precision_display":5,"borrowable":true,"collateral_value":1.0,"margin_rate":0.01}],"pairs":[{"symbol":"BTC/USD","base":"BTC","quote":"USD","status":"online","qty_precision":8,"qty_increment":1e-08,"price_precision":1,"cost_precision":5,"marginable":true,"has_index":true,"cost_min":0.5,"tick_size":0.1,"price_increment":0.1,"qty_min":0.0001}]}}"#;
+    let mut all = vec![mbo_venues::Frame {
+        recv_ns: None,
+        text: instrument,
+    }];
+    all.extend(frames);
+    let out = replay_with(VenueKind::Kraken, &all, &[], &VenueOptions::default());
+    let x = of(&out.summaries, "BTC/USD");
+    assert_eq!((x.checksum_ok, x.checksum_bad), (510, 0), "{x:?}");
+    assert_eq!((out.counters.control, out.counters.bad_frames), (1, 0));
+}
