@@ -10,8 +10,9 @@
 //!   price's digits without the dot and leading zeros, then the size's likewise; CRC32 (IEEE)
 //!   of the concatenation, compared as `u32` with the message's `checksum` (v2) or `"c"` (v1).
 //!   The digits are the venue's: the decimals it printed (kept per level) or, for v2, the
-//!   instrument's precision when given (recordings re-serialised through floats lose trailing
-//!   zeros, e.g. `4.0` for `4.00000000`).
+//!   pair's `price_precision`/`qty_precision` from the `instrument` channel, or given
+//!   (recordings re-serialised through floats lose trailing zeros, e.g. `4.0` for
+//!   `4.00000000`).
 //! * A mismatch marks the book stale and requests a resubscribe; updates are dropped until
 //!   the new snapshot. v2 sends the checksum on the snapshot too, v1 only on updates.
 //! * v2 numbers are JSON numbers: parsed from their raw text (`RawValue`), never `f64`.
