@@ -42,6 +42,9 @@ pub enum Command {
     Loadtest(crate::loadtest::LoadtestArgs),
     /// The SQLite history database: stats, vacuum, import a DBN file, apply retention.
     Db(crate::db::DbArgs),
+    /// Play a crypto venue recording through that venue's parser and book sync; print one
+    /// JSON line per (venue, symbol): messages, gaps, resyncs, checksums, final best bid/ask.
+    VenueReplay(crate::venue_replay::VenueReplayArgs),
 }
 
 /// `mbo simulate`.

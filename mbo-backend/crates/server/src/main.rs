@@ -12,6 +12,7 @@ mod replay_cmd;
 mod serve;
 mod simulate;
 mod stats;
+mod venue_replay;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Stats(args)) => stats::run(&args),
         Some(cli::Command::Loadtest(args)) => loadtest::run(&args),
         Some(cli::Command::Db(args)) => db::run(&args),
+        Some(cli::Command::VenueReplay(args)) => venue_replay::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

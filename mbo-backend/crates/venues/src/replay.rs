@@ -91,16 +91,17 @@ pub fn replay_with(
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// The file could not be read. (The cause is the error's `source`, not repeated in its
+    /// message, so chains such as anyhow's print it once.)
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: String,
         /// The cause.
         source: std::io::Error,
     },
-    /// The file is not in a known format.
-    #[error("{path}: {source}")]
+    /// The file is not in a known format (the cause is the error's `source`).
+    #[error("cannot parse {path}")]
     Format {
         /// The file.
         path: String,
