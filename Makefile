@@ -1,14 +1,19 @@
 # mbo — top-level tasks. `make test` is what CI runs (through .ci/run).
 SHELL := /bin/bash
 BACKEND := mbo-backend
+FRONTEND := mbo-frontend
+NPM ?= npm
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
-.PHONY: help run bench-serve test test-backend lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
+.PHONY: help run frontend test-frontend bench-frontend bench-serve test test-backend lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
 
 help:
 	@echo "make run     - build and start mbo serve on the simulator: http://127.0.0.1:8080/"
 	@echo "make test    - format check, clippy -D warnings, every test (what CI runs)"
+	@echo "make frontend - build the dashboard (mbo-frontend/build, served by mbo serve at /)"
+	@echo "make test-frontend - dashboard: svelte-check, eslint, vitest, build, e2e in Chromium"
+	@echo "make bench-frontend - dashboard figures: ladder first paint, frame times under load, JS size"
 	@echo "make bench   - mbo bench on the real files, then the criterion engine benches"
 	@echo "make bench-pacing - 60 s replay at 500k records/s (pacing drift, must be within 1%)"
 	@echo "make bench-sim - simulator speed (null sink, >= 5 M records/s) and mbo simulate"
@@ -18,6 +23,9 @@ help:
 # The product, on a fresh machine with no configuration: the built-in simulator, realtime.
 # Settings come from .env / MBO_* (see .env.example); extra flags via ARGS="--dbn FILE ...".
 run:
+	@# The dashboard first, when npm is there (mbo serve serves mbo-frontend/build at /).
+	@if command -v $(NPM) >/dev/null 2>&1; then $(MAKE) --no-print-directory frontend; \
+	else echo "npm not found: serving the API without the dashboard" >&2; fi
 	cd $(BACKEND) && $(CARGO) build --release --locked -p mbo-server
 	@# Storage is on by default here (data/mbo.db, keeping 24 h and at most 10 M records, about
 	@# 1 GB) unless MBO_DB / MBO_RETENTION are set in the environment or .env.
@@ -43,7 +51,29 @@ test-backend: check-data python-deps
 
 lint: fmt-check clippy
 
-test: lint test-backend
+# The dashboard. `npm ci` runs when node_modules is missing or older than the lockfile.
+$(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package-lock.json $(FRONTEND)/package.json
+	cd $(FRONTEND) && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+frontend: $(FRONTEND)/node_modules/.package-lock.json
+	cd $(FRONTEND) && $(NPM) run build
+
+# The e2e tests drive the debug server binary (already built by test-backend's cargo test)
+# and Debian's Chromium (installed by the script when missing and root).
+test-frontend: $(FRONTEND)/node_modules/.package-lock.json check-data
+	cd $(FRONTEND) && $(NPM) run check
+	cd $(FRONTEND) && $(NPM) run lint
+	cd $(FRONTEND) && $(NPM) test
+	cd $(FRONTEND) && $(NPM) run build
+	cd $(BACKEND) && $(CARGO) build --locked -p mbo-server
+	cd $(FRONTEND) && $(NPM) run e2e
+
+bench-frontend: frontend check-data
+	cd $(BACKEND) && $(CARGO) build --locked -p mbo-server
+	cd $(FRONTEND) && $(NPM) run bench:e2e
+
+test: lint test-backend test-frontend
 
 release:
 	cd $(BACKEND) && $(CARGO) build --release --locked -p mbo-server

@@ -74,6 +74,9 @@ export class MarketState {
 	private frameCount = 0;
 	private lastPerfAt = 0;
 	private events = 0;
+	private booksIn = 0;
+	private tradesIn = 0;
+	private framesApplied = 0;
 	private bad = 0;
 	private lagged = 0;
 	private resyncs = 0;
@@ -149,6 +152,7 @@ export class MarketState {
 				this.lastLatency = latencyMs(Date.now(), m.book.serverTs);
 				break;
 			case 'book':
+				this.booksIn++;
 				if (this.epoch !== null && m.book.epoch !== this.epoch) {
 					this.pendingReset = true;
 					this.pendingSnapshot = true;
@@ -158,6 +162,7 @@ export class MarketState {
 				this.lastLatency = latencyMs(Date.now(), m.book.serverTs);
 				break;
 			case 'trade':
+				this.tradesIn += m.batch.trades.length;
 				for (const t of m.batch.trades) this.pendingTrades.push(t);
 				this.lastLatency = latencyMs(Date.now(), m.batch.serverTs);
 				break;
@@ -203,6 +208,7 @@ export class MarketState {
 			this.pendingStatus = null;
 		}
 		if (!book && trades.length === 0 && !reset) return;
+		this.framesApplied++;
 		this.pendingBook = null;
 		this.pendingTrades = [];
 		this.pendingReset = false;
@@ -304,10 +310,17 @@ export class MarketState {
 		return s.speed;
 	}
 
-	/** The best estimate of the replay's position: the newest book's time, else the status's. */
+	/**
+	 * The best estimate of the replay's position: the newest book's time (books come 20 times a
+	 * second, statuses once), unless the status is from a newer epoch (a seek the books have not
+	 * caught up with yet: the old book's time would put the thumb back where it was).
+	 */
 	get positionTs(): bigint | null {
-		const st = this.status?.positionTs ?? null;
-		const bk = this.book?.tsRecv ?? null;
+		const s = this.status;
+		const b = this.book;
+		const st = s?.positionTs ?? null;
+		const bk = b?.tsRecv ?? null;
+		if (s && b && s.epoch > b.epoch) return st;
 		if (bk !== null && st !== null) return bk > st ? bk : st;
 		return bk ?? st;
 	}
@@ -335,9 +348,9 @@ export class MarketState {
 		return this.control({ action: 'speed', speed: stepSpeed(this.speed, dir) });
 	}
 
-	/** Frame intervals (ms) of the last ~10 s, for the e2e benchmark. */
-	frameSamples(): number[] {
-		return Array.from(this.frameTimes.values());
+	/** Counters for the e2e benchmark (plain numbers, read through `window.__mbo`). */
+	counters(): { books: number; trades: number; events: number; applied: number } {
+		return { books: this.booksIn, trades: this.tradesIn, events: this.events, applied: this.framesApplied };
 	}
 }
 
