@@ -149,7 +149,7 @@ async function launch() {
 }
 
 async function newPage(browser, errors, ignore) {
-	const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+	const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
 	page.on('console', (msg) => {
 		if (msg.type() === 'error' && !ignore()) errors.push(`console: ${msg.text()}`);
 	});
