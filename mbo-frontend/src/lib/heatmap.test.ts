@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bucketLevels, ColumnRing, followWindow, heatColour, inferTick, priceToRow, tradeRadius } from './heatmap';
+import { bucketLevels, ColumnRing, followWindow, heatColour, inferTick, mergeTrades, priceToRow, tradeRadius } from './heatmap';
 
 describe('bucketing', () => {
 	const w = { top: 65, bottom: 64 };
@@ -100,5 +100,31 @@ describe('ColumnRing', () => {
 		expect(r.all().map((c) => c.bestBid)).toEqual([1, 2]);
 		r.clear();
 		expect(r.length).toBe(0);
+	});
+});
+
+describe('mergeTrades', () => {
+	it('sums sizes per side and price, keeping sides apart', () => {
+		const merged = mergeTrades([
+			{ price: 64.67, size: 1, side: 'B' },
+			{ price: 64.67, size: 2, side: 'B' },
+			{ price: 64.67, size: 5, side: 'A' },
+			{ price: 64.68, size: 1, side: 'B' }
+		]);
+		expect(merged).toEqual([
+			{ price: 64.67, size: 3, side: 'B' },
+			{ price: 64.67, size: 5, side: 'A' },
+			{ price: 64.68, size: 1, side: 'B' }
+		]);
+		expect(mergeTrades([])).toEqual([]);
+	});
+
+	it('does not modify its input', () => {
+		const input = [
+			{ price: 1, size: 1, side: 'B' as const },
+			{ price: 1, size: 1, side: 'B' as const }
+		];
+		mergeTrades(input);
+		expect(input[0]?.size).toBe(1);
 	});
 });

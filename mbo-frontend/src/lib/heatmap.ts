@@ -109,6 +109,22 @@ export function heatColour(size: number, max: number): [number, number, number] 
 	];
 }
 
+/**
+ * Trades of one column merged by (side, price), sizes summed: a busy second has hundreds of
+ * prints at a handful of prices, and one dot per price and side draws the same picture for a
+ * fraction of the canvas work.
+ */
+export function mergeTrades(trades: readonly HeatTrade[]): HeatTrade[] {
+	const byKey = new Map<string, HeatTrade>();
+	for (const t of trades) {
+		const k = t.side + t.price;
+		const m = byKey.get(k);
+		if (m) m.size += t.size;
+		else byKey.set(k, { price: t.price, size: t.size, side: t.side });
+	}
+	return [...byKey.values()];
+}
+
 /** Dot radius for a trade of `size` (area grows with volume), clamped to stay readable. */
 export function tradeRadius(size: number): number {
 	return Math.min(2 + Math.sqrt(Math.max(size, 0)), 12);

@@ -22,7 +22,7 @@ export const LADDER_DEPTH = 12;
 /** At most one book frame per this many ms from the server (20 frames/s). */
 export const STREAM_INTERVAL_MS = 50;
 /** Trades kept for the tape. */
-const TAPE_SIZE = 80;
+const TAPE_SIZE = 50;
 
 /** What a canvas view gets each frame something changed. */
 export interface FrameUpdate {
@@ -55,7 +55,7 @@ export class MarketState {
 	queue = $state.raw<LevelQueue | null>(null);
 	queueError = $state<string | null>(null);
 	/** Performance panel figures, refreshed twice a second. */
-	perf = $state.raw({ fps: 0, frameP95: 0, latencyMs: NaN, events: 0, bad: 0, lagged: 0, resyncs: 0 });
+	perf = $state.raw({ fps: 0, frameP95: 0, workP95: 0, latencyMs: NaN, events: 0, bad: 0, lagged: 0, resyncs: 0 });
 
 	// Not reactive: queued input and bookkeeping of the frame loop.
 	private client: StreamClient | null = null;
@@ -71,6 +71,8 @@ export class MarketState {
 	private raf = 0;
 	private lastFrameAt = 0;
 	private frameTimes = new SampleRing(600);
+	/** Time spent applying a frame's messages and drawing the canvases, per applied frame. */
+	private workTimes = new SampleRing(600);
 	private frameCount = 0;
 	private lastPerfAt = 0;
 	private events = 0;
@@ -83,6 +85,12 @@ export class MarketState {
 	private lastLatency = NaN;
 	private queueInFlight: AbortController | null = null;
 	private queueDirty = false;
+	/**
+	 * The last seek: its target and the epoch it started. The server reports the time of the
+	 * last record it released, which after a seek into a quiet stretch (no records for minutes)
+	 * lies well before the target; the timeline shows the target until the replay passes it.
+	 */
+	private seekTarget = $state.raw<{ epoch: number; ts: bigint } | null>(null);
 
 	/** Starts the frame loop and loads the instruments; picks `preferred` when it exists. */
 	async start(preferred: string | null): Promise<void> {
@@ -182,12 +190,14 @@ export class MarketState {
 		if (this.lastFrameAt > 0) this.frameTimes.push(now - this.lastFrameAt);
 		this.lastFrameAt = now;
 		this.frameCount++;
-		this.apply();
+		const t0 = performance.now();
+		if (this.apply()) this.workTimes.push(performance.now() - t0);
 		if (now - this.lastPerfAt >= 500) {
 			const elapsed = now - this.lastPerfAt;
 			this.perf = {
 				fps: this.lastPerfAt > 0 ? Math.round((this.frameCount * 1000) / elapsed) : 0,
 				frameP95: percentile(this.frameTimes.values(), 95),
+				workP95: percentile(this.workTimes.values(), 95),
 				latencyMs: this.lastLatency,
 				events: this.events,
 				bad: this.bad,
@@ -199,7 +209,8 @@ export class MarketState {
 		}
 	};
 
-	private apply(): void {
+	/** Applies what is queued; true when there was something. */
+	private apply(): boolean {
 		const book = this.pendingBook;
 		const trades = this.pendingTrades;
 		const reset = this.pendingReset;
@@ -207,7 +218,7 @@ export class MarketState {
 			this.status = this.pendingStatus;
 			this.pendingStatus = null;
 		}
-		if (!book && trades.length === 0 && !reset) return;
+		if (!book && trades.length === 0 && !reset) return false;
 		this.framesApplied++;
 		this.pendingBook = null;
 		this.pendingTrades = [];
@@ -237,6 +248,7 @@ export class MarketState {
 		}
 		const update: FrameUpdate = { book: this.book, trades, reset };
 		for (const fn of this.listeners) fn(update);
+		return true;
 	}
 
 	/** Opens the L3 queue of a level (or closes it when it is already open). */
@@ -320,9 +332,13 @@ export class MarketState {
 		const b = this.book;
 		const st = s?.positionTs ?? null;
 		const bk = b?.tsRecv ?? null;
-		if (s && b && s.epoch > b.epoch) return st;
-		if (bk !== null && st !== null) return bk > st ? bk : st;
-		return bk ?? st;
+		let pos: bigint | null;
+		if (s && b && s.epoch > b.epoch) pos = st;
+		else if (bk !== null && st !== null) pos = bk > st ? bk : st;
+		else pos = bk ?? st;
+		const seek = this.seekTarget;
+		if (seek && s && s.epoch === seek.epoch && (pos === null || pos < seek.ts)) return seek.ts;
+		return pos;
 	}
 
 	togglePlay(): Promise<void> {
@@ -334,7 +350,10 @@ export class MarketState {
 		let t = ts;
 		if (s?.startTs != null && t < s.startTs) t = s.startTs;
 		if (s?.endTs != null && t > s.endTs) t = s.endTs;
-		return this.control({ action: 'seek', ts: t });
+		return this.control({ action: 'seek', ts: t }).then(() => {
+			const after = this.status;
+			if (after) this.seekTarget = { epoch: after.epoch, ts: t };
+		});
 	}
 
 	seekBy(dir: 1 | -1, big: boolean): Promise<void> {
@@ -349,8 +368,14 @@ export class MarketState {
 	}
 
 	/** Counters for the e2e benchmark (plain numbers, read through `window.__mbo`). */
-	counters(): { books: number; trades: number; events: number; applied: number } {
-		return { books: this.booksIn, trades: this.tradesIn, events: this.events, applied: this.framesApplied };
+	counters(): { books: number; trades: number; events: number; applied: number; workP95: number } {
+		return {
+			books: this.booksIn,
+			trades: this.tradesIn,
+			events: this.events,
+			applied: this.framesApplied,
+			workP95: percentile(this.workTimes.values(), 95)
+		};
 	}
 }
 
