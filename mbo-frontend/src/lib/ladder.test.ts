@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildLadder, cumulative, levelFlash, sizeMap } from './ladder';
+import { buildLadder, cumulative, holdFlashes, levelFlash, sizeMap, type FlashMemory } from './ladder';
 import { formatPrice } from './price';
 import type { Level } from './types';
 
@@ -76,5 +76,43 @@ describe('cumulative', () => {
 	it('accumulates outwards from the best', () => {
 		expect(cumulative([lv(3n, 1), lv(2n, 2), lv(1n, 3)]).map((c) => c.cum)).toEqual([1, 3, 6]);
 		expect(cumulative([])).toEqual([]);
+	});
+});
+
+describe('holdFlashes', () => {
+	const bids = [lv(64_670_000_000n, 5), lv(64_660_000_000n, 10)];
+
+	it('holds a flash for holdMs after the change, then clears it', () => {
+		const mem: FlashMemory = new Map();
+		const changed = buildLadder([lv(64_670_000_000n, 7), bids[1]!], [], 10, sizeMap(bids), null);
+		const a = holdFlashes(changed, mem, 1000, 400);
+		expect(a.ladder.bids.map((r) => r.flash)).toEqual(['up', null]);
+		expect(a.nextExpiry).toBe(1400);
+		// A later rebuild without changes keeps the flash until it expires...
+		const same = buildLadder([lv(64_670_000_000n, 7), bids[1]!], [], 10, sizeMap([lv(64_670_000_000n, 7), bids[1]!]), null);
+		expect(holdFlashes(same, mem, 1200, 400).ladder.bids[0]?.flash).toBe('up');
+		// ...and clears it after.
+		const c = holdFlashes(same, mem, 1400, 400);
+		expect(c.ladder.bids[0]?.flash).toBeNull();
+		expect(c.nextExpiry).toBe(Infinity);
+		expect(mem.size).toBe(0);
+	});
+
+	it('restarts the hold on a new change and forgets levels no longer shown', () => {
+		const mem: FlashMemory = new Map();
+		holdFlashes(buildLadder(bids, [], 10, sizeMap([lv(64_670_000_000n, 1)]), null), mem, 0, 400);
+		expect(mem.has('B64.66')).toBe(true);
+		const down = buildLadder([lv(64_670_000_000n, 2)], [], 10, sizeMap(bids), null);
+		const r = holdFlashes(down, mem, 300, 400);
+		expect(r.ladder.bids[0]?.flash).toBe('down');
+		expect(r.nextExpiry).toBe(700);
+		expect(mem.has('B64.66')).toBe(false);
+	});
+
+	it('leaves an empty ladder alone', () => {
+		const mem: FlashMemory = new Map();
+		const r = holdFlashes(buildLadder([], [], 10, null, null), mem, 0, 400);
+		expect(r.ladder.bids).toEqual([]);
+		expect(r.nextExpiry).toBe(Infinity);
 	});
 });

@@ -92,3 +92,34 @@ export function cumulative(levels: readonly Level[]): { price: bigint; cum: numb
 		return { price: l.price, cum };
 	});
 }
+
+/** When each recently changed level changed (by row key), so a flash can last a set time. */
+export type FlashMemory = Map<string, { flash: Exclude<Flash, null>; at: number }>;
+
+/**
+ * The ladder with each row's flash held for `holdMs` after its change (at `now`, ms):
+ * `mem` records the changes of `l` and forgets the expired ones. Flashes are a state of the
+ * row, not a CSS animation: a running animation makes the browser composite the page every
+ * frame, while this repaints only when the ladder is rebuilt (at most 20 times a second, plus
+ * once when the last flash ends). Returns the ladder and when the next flash ends (Infinity: none).
+ */
+export function holdFlashes(l: Ladder, mem: FlashMemory, now: number, holdMs: number): { ladder: Ladder; nextExpiry: number } {
+	let nextExpiry = Infinity;
+	const apply = (r: LadderRow): LadderRow => {
+		if (r.flash !== null) mem.set(r.key, { flash: r.flash, at: now });
+		const m = mem.get(r.key);
+		if (!m) return r;
+		const end = m.at + holdMs;
+		if (end <= now) {
+			mem.delete(r.key);
+			return r.flash === null ? r : { ...r, flash: null };
+		}
+		if (end < nextExpiry) nextExpiry = end;
+		return r.flash === m.flash ? r : { ...r, flash: m.flash };
+	};
+	const ladder = { asks: l.asks.map(apply), bids: l.bids.map(apply), maxSize: l.maxSize };
+	// Levels no longer shown are forgotten.
+	const shown = new Set([...ladder.asks, ...ladder.bids].map((r) => r.key));
+	for (const k of mem.keys()) if (!shown.has(k)) mem.delete(k);
+	return { ladder, nextExpiry };
+}

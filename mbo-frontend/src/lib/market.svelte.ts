@@ -9,7 +9,7 @@
  */
 import { getContext, setContext } from 'svelte';
 import { ApiError, fetchInstruments, fetchLevel, fetchReplay, sendReplay, streamUrl, type ReplayCommand } from './api';
-import { buildLadder, sizeMap, type Ladder, type SizeMap } from './ladder';
+import { buildLadder, holdFlashes, sizeMap, type FlashMemory, type Ladder, type SizeMap } from './ladder';
 import { latencyMs, percentile, SampleRing } from './perf';
 import { StreamClient, type ConnectionState } from './stream';
 import { seekStepNs, stepSpeed, type Speed } from './timeline';
@@ -23,6 +23,8 @@ export const LADDER_DEPTH = 12;
 export const STREAM_INTERVAL_MS = 50;
 /** Trades kept for the tape. */
 const TAPE_SIZE = 50;
+/** How long a changed ladder level stays highlighted. */
+const FLASH_MS = 400;
 
 /** What a canvas view gets each frame something changed. */
 export interface FrameUpdate {
@@ -85,6 +87,12 @@ export class MarketState {
 	private lastLatency = NaN;
 	private queueInFlight: AbortController | null = null;
 	private queueDirty = false;
+	// Plain Map on purpose: bookkeeping of the frame loop, never read by a template.
+	// eslint-disable-next-line svelte/prefer-svelte-reactivity
+	private flashes: FlashMemory = new Map();
+	private flashExpiry = Infinity;
+	/** The ladder as built from the last book, before flashes are held. */
+	private rawLadder: Ladder = { asks: [], bids: [], maxSize: 0 };
 	/**
 	 * The last seek: its target and the epoch it started. The server reports the time of the
 	 * last record it released, which after a seek into a quiet stretch (no records for minutes)
@@ -191,7 +199,8 @@ export class MarketState {
 		this.lastFrameAt = now;
 		this.frameCount++;
 		const t0 = performance.now();
-		if (this.apply()) this.workTimes.push(performance.now() - t0);
+		if (this.apply(now)) this.workTimes.push(performance.now() - t0);
+		else if (now >= this.flashExpiry) this.setLadder(this.rawLadder, now);
 		if (now - this.lastPerfAt >= 500) {
 			const elapsed = now - this.lastPerfAt;
 			this.perf = {
@@ -210,7 +219,7 @@ export class MarketState {
 	};
 
 	/** Applies what is queued; true when there was something. */
-	private apply(): boolean {
+	private apply(now: number): boolean {
 		const book = this.pendingBook;
 		const trades = this.pendingTrades;
 		const reset = this.pendingReset;
@@ -224,6 +233,7 @@ export class MarketState {
 		this.pendingTrades = [];
 		this.pendingReset = false;
 		if (reset) {
+			this.flashes.clear();
 			this.tape = [];
 			this.prevBids = null;
 			this.prevAsks = null;
@@ -234,7 +244,7 @@ export class MarketState {
 				this.prevAsks = null;
 				this.pendingSnapshot = false;
 			}
-			this.ladder = buildLadder(book.bids, book.asks, LADDER_DEPTH, this.prevBids, this.prevAsks);
+			this.setLadder(buildLadder(book.bids, book.asks, LADDER_DEPTH, this.prevBids, this.prevAsks), now);
 			this.prevBids = sizeMap(book.bids.slice(0, LADDER_DEPTH));
 			this.prevAsks = sizeMap(book.asks.slice(0, LADDER_DEPTH));
 			this.book = book;
@@ -249,6 +259,15 @@ export class MarketState {
 		const update: FrameUpdate = { book: this.book, trades, reset };
 		for (const fn of this.listeners) fn(update);
 		return true;
+	}
+
+	private setLadder(raw: Ladder, now: number): void {
+		this.rawLadder = raw;
+		// Once shown, a row's flash is the held one: rebuilding from `raw` later only expires them.
+		const held = holdFlashes(raw, this.flashes, now, FLASH_MS);
+		this.rawLadder = { ...raw, asks: raw.asks.map(noFlash), bids: raw.bids.map(noFlash) };
+		this.ladder = held.ladder;
+		this.flashExpiry = held.nextExpiry;
 	}
 
 	/** Opens the L3 queue of a level (or closes it when it is already open). */
@@ -377,6 +396,10 @@ export class MarketState {
 			workP95: percentile(this.workTimes.values(), 95)
 		};
 	}
+}
+
+function noFlash<T extends { flash: unknown }>(r: T): T {
+	return r.flash === null ? r : { ...r, flash: null };
 }
 
 const KEY = Symbol('market');
