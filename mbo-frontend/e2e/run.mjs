@@ -109,10 +109,14 @@ function stop(child, signal = 'SIGTERM') {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Fetches JSON; integers of 16+ digits (ns timestamps, u64 ids) come back as exact strings. */
 async function json(url, init) {
 	const r = await fetch(url, init);
-	if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
-	return r.json();
+	const text = await r.text();
+	if (!r.ok) throw new Error(`${url}: ${r.status} ${text}`);
+	// The server's strings never hold a ':' or ',' followed by 16 digits, so this cannot
+	// touch one; the app itself uses a full scanner (src/lib/json.ts).
+	return JSON.parse(text.replace(/([:,[]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '$1"$2"'));
 }
 
 /** Polls `fn` until it returns a truthy value; throws with `what` after `ms`. */
@@ -291,14 +295,14 @@ async function tests(browser) {
 			const start = BigInt(st0.start_ts);
 			const end = BigInt(st0.end_ts);
 			const targetTs = start + ((end - start) * BigInt(Math.round(target * 1e6))) / 1_000_000n;
+			// The epoch moves first, then the replay releases the records up to the target.
 			const st = await until('the server at the new position', async () => {
 				const s = await json(`${base}/api/v1/replay`);
-				return s.epoch > st0.epoch && s.state === 'paused' ? s : null;
+				return s.epoch > st0.epoch && s.state === 'paused' && s.position_ts !== st0.position_ts ? s : null;
 			});
 			const pos = BigInt(st.position_ts);
 			const slack = (end - start) / 100n;
 			assert(pos <= targetTs + slack, `server position ${pos} after the target ${targetTs}`);
-			assert(pos !== BigInt(st0.position_ts), 'server position did not move');
 			await until('the timeline at the new position', async () => Math.abs(Number(await page.getAttribute(T.timeline, 'data-fraction')) - target) < 0.02);
 			await until('the ladder in the new epoch', async () => (await ladderOf(page)).epoch === String(st.epoch));
 			await page.locator('[data-testid="playback"]').screenshot({ path: join(OUT, '04-playback.png') });
