@@ -3,6 +3,8 @@ SHELL := /bin/bash
 BACKEND := mbo-backend
 FRONTEND := mbo-frontend
 NPM ?= npm
+# The server binary the dashboard's e2e tests drive (what `cargo test`/`cargo build` leave).
+MBO_BIN ?= $(abspath $(BACKEND)/target/debug/mbo)
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
@@ -67,11 +69,11 @@ test-frontend: $(FRONTEND)/node_modules/.package-lock.json check-data
 	cd $(FRONTEND) && $(NPM) test
 	cd $(FRONTEND) && $(NPM) run build
 	cd $(BACKEND) && $(CARGO) build --locked -p mbo-server
-	cd $(FRONTEND) && $(NPM) run e2e
+	cd $(FRONTEND) && MBO_BIN=$(MBO_BIN) MBO_DATA=$(DATA) $(NPM) run e2e
 
 bench-frontend: frontend check-data
 	cd $(BACKEND) && $(CARGO) build --locked -p mbo-server
-	cd $(FRONTEND) && $(NPM) run bench:e2e
+	cd $(FRONTEND) && MBO_BIN=$(MBO_BIN) MBO_DATA=$(DATA) $(NPM) run bench:e2e
 
 test: lint test-backend test-frontend
 
