@@ -327,6 +327,26 @@ async function tests(browser) {
 			await page.click('[data-testid="theme-button"]');
 		});
 
+		await step('a shared link (?symbol=&t=) opens paused at its moment', async () => {
+			const st0 = await json(`${base}/api/v1/replay`);
+			// 20 minutes into the file: a busy stretch, so the server lands close to it.
+			const t = (BigInt(st0.start_ts) + 1_200_000_000_000n).toString();
+			const p2 = await newPage(page.context().browser(), errors, () => outage);
+			try {
+				await p2.goto(`${base}/?symbol=${SYMBOL}&t=${t}`);
+				const st = await until('the server paused at the link', async () => {
+					const s = await json(`${base}/api/v1/replay`);
+					return s.epoch > st0.epoch && s.state === 'paused' && BigInt(s.position_ts) <= BigInt(t) && BigInt(s.position_ts) > BigInt(st0.start_ts) + 1_100_000_000_000n ? s : null;
+				});
+				await until('the timeline at the link', async () => (await p2.getAttribute(T.timeline, 'data-position')) === t);
+				await until('the URL keeps the moment', async () => new URL(p2.url()).searchParams.get('t') === t);
+				console.log(`    t=${t}: server paused at ${st.position_ts} (epoch ${st.epoch})`);
+			} finally {
+				await p2.close();
+			}
+			await json(`${base}/api/v1/replay`, post({ action: 'play' }));
+		});
+
 		await step('killing the server shows reconnecting; restarting brings live data back', async () => {
 			outage = true;
 			await stop(child, 'SIGKILL');
@@ -453,7 +473,10 @@ try {
 		console.log('e2e tests:');
 		await tests(browser);
 		failed = results.some((r) => !r.ok);
-		console.log(`${results.filter((r) => r.ok).length}/${results.length} passed; screenshots in ${OUT}`);
+		const passed = results.filter((r) => r.ok).length;
+		console.log(`${passed}/${results.length} passed; screenshots in ${OUT}`);
+		// The same summary line as cargo's, so CI's totals (.ci/run) count these tests too.
+		console.log(`test result: ${failed ? 'FAILED' : 'ok'}. ${passed} passed; ${results.length - passed} failed`);
 	}
 	await bench(browser);
 } catch (e) {
