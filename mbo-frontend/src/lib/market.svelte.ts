@@ -23,6 +23,8 @@ export const LADDER_DEPTH = 12;
 export const STREAM_INTERVAL_MS = 50;
 /** Trades kept for the tape. */
 const TAPE_SIZE = 50;
+/** The selected level's queue is re-read at most this often (ms). */
+const QUEUE_MS = 200;
 /** How long a changed ladder level stays highlighted. */
 const FLASH_MS = 400;
 
@@ -87,6 +89,8 @@ export class MarketState {
 	private lastLatency = NaN;
 	private queueInFlight: AbortController | null = null;
 	private queueDirty = false;
+	private queueLastAt = 0;
+	private queueTimer: ReturnType<typeof setTimeout> | null = null;
 	// Plain Map on purpose: bookkeeping of the frame loop, never read by a template.
 	// eslint-disable-next-line svelte/prefer-svelte-reactivity
 	private flashes: FlashMemory = new Map();
@@ -102,7 +106,8 @@ export class MarketState {
 
 	/** Starts the frame loop and loads the instruments; picks `preferred` when it exists. */
 	async start(preferred: string | null): Promise<void> {
-		this.raf = requestAnimationFrame(this.frame);
+		// One frame loop, however many times loading is retried.
+		if (this.raf === 0) this.raf = requestAnimationFrame(this.frame);
 		try {
 			const [list, status] = await Promise.all([fetchInstruments(), fetchReplay()]);
 			this.instruments = list;
@@ -117,8 +122,18 @@ export class MarketState {
 		}
 	}
 
+	/** Reloads the instrument list (a live feed or the simulator can add books). */
+	async refreshInstruments(): Promise<void> {
+		try {
+			this.instruments = await fetchInstruments();
+		} catch {
+			/* keep the list we have; the connection badge tells the rest */
+		}
+	}
+
 	stop(): void {
 		cancelAnimationFrame(this.raf);
+		this.raf = 0;
 		this.client?.stop();
 		this.client = null;
 	}
@@ -276,29 +291,46 @@ export class MarketState {
 			this.closeQueue();
 			return;
 		}
+		// A new level: drop what is pending for the old one and read at once.
+		this.closeQueue();
+		this.queueLastAt = 0;
 		this.selected = { side, price, priceText };
-		this.queue = null;
-		this.queueError = null;
 		this.refreshQueue();
 	}
 
 	closeQueue(): void {
 		this.queueInFlight?.abort();
 		this.queueInFlight = null;
+		if (this.queueTimer !== null) clearTimeout(this.queueTimer);
+		this.queueTimer = null;
+		this.queueDirty = false;
 		this.selected = null;
 		this.queue = null;
 		this.queueError = null;
 	}
 
-	/** Re-reads the selected queue; one request at a time, the latest book wins. */
+	/**
+	 * Re-reads the selected queue: one request at a time and at most every QUEUE_MS (the book
+	 * moves 20 times a second; a queue read goes through the engine), the latest book wins.
+	 */
 	private refreshQueue(): void {
 		const sel = this.selected;
 		const symbol = this.symbol;
 		if (!sel || !symbol) return;
-		if (this.queueInFlight) {
+		if (this.queueInFlight || this.queueTimer !== null) {
 			this.queueDirty = true;
 			return;
 		}
+		const wait = this.queueLastAt + QUEUE_MS - performance.now();
+		if (wait > 0) {
+			this.queueTimer = setTimeout(() => {
+				this.queueTimer = null;
+				this.queueDirty = false;
+				this.refreshQueue();
+			}, wait);
+			return;
+		}
+		this.queueLastAt = performance.now();
 		const ctl = new AbortController();
 		this.queueInFlight = ctl;
 		fetchLevel(symbol, sel.side, sel.price, ctl.signal)
@@ -313,7 +345,7 @@ export class MarketState {
 			})
 			.finally(() => {
 				if (this.queueInFlight === ctl) this.queueInFlight = null;
-				if (this.queueDirty && this.selected === sel) {
+				if (this.queueDirty && this.selected !== null) {
 					this.queueDirty = false;
 					this.refreshQueue();
 				}
