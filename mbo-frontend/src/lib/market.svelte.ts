@@ -104,17 +104,24 @@ export class MarketState {
 	 */
 	private seekTarget = $state.raw<{ epoch: number; ts: bigint } | null>(null);
 
-	/** Starts the frame loop and loads the instruments; picks `preferred` when it exists. */
+	/**
+	 * Starts the frame loop and loads the instruments; picks `preferred` when it exists. A
+	 * symbol from the URL is streamed at once, without waiting for the list (the ladder's
+	 * first paint is what a user waits for); the list corrects it if the symbol is unknown.
+	 */
 	async start(preferred: string | null): Promise<void> {
 		// One frame loop, however many times loading is retried.
 		if (this.raf === 0) this.raf = requestAnimationFrame(this.frame);
+		if (preferred && !this.symbol) this.select(preferred);
 		try {
 			const [list, status] = await Promise.all([fetchInstruments(), fetchReplay()]);
 			this.instruments = list;
-			this.status = status;
-			const pick = list.find((i) => i.symbol === preferred) ?? [...list].sort((a, b) => b.orders - a.orders)[0];
+			this.status ??= status;
+			const known = list.find((i) => i.symbol === (this.symbol ?? preferred));
+			const pick = known ?? [...list].sort((a, b) => b.orders - a.orders)[0];
 			if (pick) this.select(pick.symbol);
 			else this.error = 'the server has no instruments yet';
+			this.error = pick ? null : this.error;
 		} catch (e) {
 			this.error = `cannot reach the server: ${e instanceof Error ? e.message : String(e)}`;
 			// Try again shortly: the server may be starting.
