@@ -233,7 +233,18 @@ async function tests(browser) {
 			const l = await ladderOf(page);
 			assert(l.bids.length > 0 || l.asks.length > 0, 'no ladder rows');
 			await page.screenshot({ path: join(OUT, '01-overview.png'), fullPage: true });
+			// Let the views fill for a moment, then one picture of each.
+			await sleep(1500);
 			await page.locator(T.heatmap).screenshot({ path: join(OUT, '02-heatmap.png') });
+			for (const [id, file] of [
+				['ladder', '02-ladder.png'],
+				['depth-chart', '02-depth-chart.png'],
+				['tape', '02-tape.png'],
+				['price-chart', '02-price-chart.png'],
+				['perf', '02-perf.png']
+			]) {
+				await page.locator(`[data-testid="${id}"]`).screenshot({ path: join(OUT, file) });
+			}
 		});
 
 		await step('pausing in the UI pauses the server', async () => {
