@@ -358,11 +358,30 @@ async function tests(browser) {
 			await json(`${base}/api/v1/replay`, post({ action: 'play' }));
 		});
 
+		await step('a crossed book (CME pre-open, the end of CLX5) is shown as is, with its badge', async () => {
+			const st0 = await json(`${base}/api/v1/replay`);
+			await json(`${base}/api/v1/replay`, post({ action: 'pause' }));
+			await json(`${base}/api/v1/replay`, post({ action: 'seek', ts: st0.end_ts }));
+			const rest = await until('a crossed book from the server', async () => {
+				const b = await json(`${base}/api/v1/book/${SYMBOL}?depth=12`);
+				return b.crossed && b.epoch > st0.epoch ? b : null;
+			});
+			await page.waitForSelector('[data-testid="badge-crossed"]', { timeout: 5000 });
+			const l = await until('the page at the REST event_index', async () => {
+				const x = await ladderOf(page);
+				return x.eventIndex === String(rest.event_index) ? x : null;
+			});
+			assert(l.bids[0]?.price === String(rest.best_bid.price) && l.asks[0]?.price === String(rest.best_ask.price), 'best bid/ask differ');
+			assert(BigInt(l.bids[0].price) >= BigInt(l.asks[0].price), 'the page does not show the book crossed');
+			await page.screenshot({ path: join(OUT, '07-crossed.png') });
+			await json(`${base}/api/v1/replay`, post({ action: 'play' }));
+		});
+
 		await step('killing the server shows reconnecting; restarting brings live data back', async () => {
 			outage = true;
 			await stop(child, 'SIGKILL');
 			await until('the reconnecting badge', async () => (await page.getAttribute(T.conn, 'data-state')) === 'reconnecting', 10_000);
-			await page.screenshot({ path: join(OUT, '07-reconnecting.png') });
+			await page.screenshot({ path: join(OUT, '08-reconnecting.png') });
 			({ child, base } = await startServer(port, serverArgs));
 			await until('the live badge again', async () => (await page.getAttribute(T.conn, 'data-state')) === 'open', 20_000);
 			const first = await ladderOf(page);
@@ -371,7 +390,7 @@ async function tests(browser) {
 				return l.eventIndex !== '' && l.eventIndex !== first.eventIndex;
 			}, 20_000);
 			outage = false;
-			await page.screenshot({ path: join(OUT, '08-reconnected.png') });
+			await page.screenshot({ path: join(OUT, '09-reconnected.png') });
 		});
 
 		await step('no console errors (outside the deliberate outage)', async () => {
@@ -460,7 +479,7 @@ async function bench(browser) {
 				}),
 			10
 		);
-		await page.screenshot({ path: join(OUT, '09-under-load.png'), fullPage: true });
+		await page.screenshot({ path: join(OUT, '10-under-load.png'), fullPage: true });
 		await stop(child);
 		figures.frames = { symbol, ...r };
 	}
