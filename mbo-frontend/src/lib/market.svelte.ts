@@ -119,13 +119,16 @@ export class MarketState {
 			this.status ??= status;
 			const known = list.find((i) => i.symbol === (this.symbol ?? preferred));
 			const pick = known ?? [...list].sort((a, b) => b.orders - a.orders)[0];
-			if (pick) this.select(pick.symbol);
-			else this.error = 'the server has no instruments yet';
-			this.error = pick ? null : this.error;
+			if (pick) {
+				this.select(pick.symbol);
+				this.error = null;
+			} else this.error = 'the server has no instruments yet';
 		} catch (e) {
 			this.error = `cannot reach the server: ${e instanceof Error ? e.message : String(e)}`;
-			// Try again shortly: the server may be starting.
-			setTimeout(() => void this.start(preferred), 2000);
+			// Try again shortly (the server may be starting), unless the page has gone.
+			setTimeout(() => {
+				if (this.raf !== 0) void this.start(preferred);
+			}, 2000);
 		}
 	}
 
@@ -149,10 +152,10 @@ export class MarketState {
 	select(symbol: string): void {
 		if (symbol === this.symbol && this.client) return;
 		this.client?.stop();
+		this.closeQueue();
 		this.symbol = symbol;
 		this.book = null;
-		this.selected = null;
-		this.queue = null;
+		this.seekTarget = null;
 		this.pendingBook = null;
 		this.pendingTrades = [];
 		this.pendingReset = true;
