@@ -1,14 +1,21 @@
 # mbo — top-level tasks. `make test` is what CI runs (through .ci/run).
 SHELL := /bin/bash
 BACKEND := mbo-backend
+FRONTEND := mbo-frontend
+NPM ?= npm
+# The server binary the dashboard's e2e tests drive (what `cargo test`/`cargo build` leave).
+MBO_BIN ?= $(abspath $(BACKEND)/target/debug/mbo)
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
-.PHONY: help run bench-serve test test-backend test-ops lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
+.PHONY: help run frontend test-frontend bench-frontend bench-serve test test-backend test-ops server-bin lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
 
 help:
 	@echo "make run     - build and start mbo serve on the simulator: http://127.0.0.1:8080/"
-	@echo "make test    - format check, clippy -D warnings, every test, the ops validators (what CI runs)"
+	@echo "make test    - format check, clippy -D warnings, every test, the dashboard, the ops validators (what CI runs)"
+	@echo "make frontend - build the dashboard (mbo-frontend/build, served by mbo serve at /)"
+	@echo "make test-frontend - dashboard: svelte-check, eslint, vitest, build, e2e in Chromium"
+	@echo "make bench-frontend - dashboard figures: ladder first paint, frame times under load, JS size"
 	@echo "make test-ops - validate monitoring, Docker, Compose, Kubernetes, workflows, Nix; live Prometheus check"
 	@echo "make bench   - mbo bench on the real files, then the criterion engine benches"
 	@echo "make bench-pacing - 60 s replay at 500k records/s (pacing drift, must be within 1%)"
@@ -19,6 +26,9 @@ help:
 # The product, on a fresh machine with no configuration: the built-in simulator, realtime.
 # Settings come from .env / MBO_* (see .env.example); extra flags via ARGS="--dbn FILE ...".
 run:
+	@# The dashboard first, when npm is there (mbo serve serves mbo-frontend/build at /).
+	@if command -v $(NPM) >/dev/null 2>&1; then $(MAKE) --no-print-directory frontend; \
+	else echo "npm not found: serving the API without the dashboard" >&2; fi
 	cd $(BACKEND) && $(CARGO) build --release --locked -p mbo-server
 	@# Storage is on by default here (data/mbo.db, keeping 24 h and at most 10 M records, about
 	@# 1 GB) unless MBO_DB / MBO_RETENTION are set in the environment or .env.
@@ -44,17 +54,40 @@ test-backend: check-data python-deps
 
 lint: fmt-check clippy
 
+# The debug `mbo` the dashboard's e2e and the live ops check drive: the binary `cargo test`
+# builds for the integration tests. The same command with --no-run is a no-op after
+# test-backend, where `cargo build -p mbo-server` would rebuild tokio and everything above it
+# without the dev-dependencies' features.
+server-bin:
+	cd $(BACKEND) && $(CARGO) test --workspace --locked --no-run
+
 # Operations files (monitoring/, Dockerfile, docker-compose.yaml, k8s/, .github/, deny.toml,
 # flake.nix) through real validators, then Prometheus scraping a live `mbo serve`. Installs
-# missing validators (apt, PyPI). The binary is the debug one `cargo test` builds for the
-# integration tests: the same command with --no-run is a no-op after test-backend, where
-# `cargo build -p mbo-server` would rebuild tokio and everything above it without the
-# dev-dependencies' features.
-test-ops:
-	cd $(BACKEND) && $(CARGO) test --workspace --locked --no-run
+# missing validators (apt, PyPI).
+test-ops: server-bin
 	bash scripts/validate-ops.sh $(BACKEND)/target/debug/mbo
 
-test: lint test-backend test-ops
+# The dashboard. `npm ci` runs when node_modules is missing or older than the lockfile.
+$(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package-lock.json $(FRONTEND)/package.json
+	cd $(FRONTEND) && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+frontend: $(FRONTEND)/node_modules/.package-lock.json
+	cd $(FRONTEND) && $(NPM) run build
+
+# The e2e tests drive the real server and Debian's Chromium (installed by the script when
+# missing and root).
+test-frontend: $(FRONTEND)/node_modules/.package-lock.json check-data server-bin
+	cd $(FRONTEND) && $(NPM) run check
+	cd $(FRONTEND) && $(NPM) run lint
+	cd $(FRONTEND) && $(NPM) test
+	cd $(FRONTEND) && $(NPM) run build
+	cd $(FRONTEND) && MBO_BIN=$(MBO_BIN) MBO_DATA=$(DATA) $(NPM) run e2e
+
+bench-frontend: frontend check-data server-bin
+	cd $(FRONTEND) && MBO_BIN=$(MBO_BIN) MBO_DATA=$(DATA) $(NPM) run bench:e2e
+
+test: lint test-backend test-frontend test-ops
 
 release:
 	cd $(BACKEND) && $(CARGO) build --release --locked -p mbo-server
