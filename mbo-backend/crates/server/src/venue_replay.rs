@@ -45,7 +45,8 @@ pub struct VenueReplayArgs {
 }
 
 fn parse_venue(s: &str) -> Result<VenueKind, String> {
-    s.parse().map_err(|e: mbo_venues::UnknownVenue| e.to_string())
+    s.parse()
+        .map_err(|e: mbo_venues::UnknownVenue| e.to_string())
 }
 
 pub fn run(args: &VenueReplayArgs) -> Result<()> {

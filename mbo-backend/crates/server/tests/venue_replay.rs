@@ -127,7 +127,10 @@ fn unknown_venue_and_missing_file_are_clear_errors() {
     let out = venue_replay(&["--venue", "nasdaq", "x"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown venue") && err.contains("kraken"), "{err}");
+    assert!(
+        err.contains("unknown venue") && err.contains("kraken"),
+        "{err}"
+    );
 
     let out = venue_replay(&["--venue", "bybit", "/nonexistent/recording"]);
     assert!(!out.status.success());
