@@ -1,4 +1,5 @@
-//! `.env.example` documents every `MBO_*` variable the `mbo` command reads, and nothing else.
+//! `.env.example` documents every `MBO_*` variable the `mbo` command or `docker-compose.yaml`
+//! reads, and nothing else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
@@ -38,6 +39,23 @@ fn env_example_lists_every_variable_the_code_reads() {
         }
     }
     assert!(read.len() >= 15, "found only {read:?}");
+    // Compose reads its own settings (image, published ports) from the same `.env`: the
+    // `${MBO_...}` interpolations of docker-compose.yaml.
+    let compose = std::fs::read_to_string(root.join("docker-compose.yaml"))
+        .expect("docker-compose.yaml at the repository root");
+    let mut rest = compose.as_str();
+    let mut from_compose = 0;
+    while let Some(i) = rest.find("${MBO_") {
+        let tail = &rest[i + 2..];
+        let name: String = tail
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        rest = &tail[name.len()..];
+        read.insert(name);
+        from_compose += 1;
+    }
+    assert!(from_compose > 0, "docker-compose.yaml interpolates no MBO_ variable");
     let missing: Vec<_> = read.difference(&documented).collect();
     let stale: Vec<_> = documented.difference(&read).collect();
     assert!(

@@ -9,10 +9,16 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 /// Keep-alive comment.
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// The first bytes of every stream: a browser's `EventSource` waits this long (ms) before it
+/// reconnects after a dropped connection. Its own default is about 3 s; a dashboard watching
+/// a live book should be back within a second. A block with no data is not an event, so
+/// clients see nothing else of it.
+pub const RETRY: &[u8] = b"retry: 1000\n\n";
 
 /// Appends one event. `data` must be a single line (compact JSON is).
 pub fn write_event(buf: &mut Vec<u8>, event: &str, id: &str, data: &[u8]) {
@@ -38,6 +44,7 @@ where
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Reverse proxies (nginx) must not buffer an event stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    let chunks = futures::stream::iter([Ok(Bytes::from_static(RETRY))]).chain(chunks);
     (headers, Body::from_stream(chunks)).into_response()
 }
 
@@ -59,6 +66,14 @@ mod tests {
         let mut b = Vec::new();
         write_event(&mut b, "book", "1-2", b"{\"a\":1}");
         assert_eq!(b, b"id: 1-2\nevent: book\ndata: {\"a\":1}\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_stream_starts_with_the_reconnect_delay() {
+        let chunks = futures::stream::iter([Ok(Bytes::from_static(KEEP_ALIVE))]);
+        let body = response(chunks).into_body();
+        let bytes = axum::body::to_bytes(body, 1 << 10).await.unwrap();
+        assert_eq!(&bytes[..], b"retry: 1000\n\n: keep-alive\n\n");
     }
 
     #[test]
