@@ -55,7 +55,10 @@ fn env_example_lists_every_variable_the_code_reads() {
         read.insert(name);
         from_compose += 1;
     }
-    assert!(from_compose > 0, "docker-compose.yaml interpolates no MBO_ variable");
+    assert!(
+        from_compose > 0,
+        "docker-compose.yaml interpolates no MBO_ variable"
+    );
     let missing: Vec<_> = read.difference(&documented).collect();
     let stale: Vec<_> = documented.difference(&read).collect();
     assert!(
