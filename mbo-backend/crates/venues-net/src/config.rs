@@ -45,6 +45,8 @@ pub struct ConnectionConfig {
     pub snapshot_retry: Duration,
     /// Reconnect policy.
     pub backoff: Backoff,
+    /// Reconnect proactively after this long (Binance: a connection is valid for 24 h).
+    pub max_session: Option<Duration>,
 }
 
 impl ConnectionConfig {
@@ -125,6 +127,10 @@ impl ConnectionConfig {
             snapshot_delay: secs(2),
             snapshot_retry: secs(2),
             backoff,
+            max_session: match venue {
+                VenueKind::Binance | VenueKind::BinanceFutures => Some(secs(24 * 3600 - 5 * 60)),
+                _ => None,
+            },
         })
     }
 

@@ -282,6 +282,10 @@ impl Connection {
         let silence = self.cfg.silence_timeout;
         let idle = sleep(silence);
         tokio::pin!(idle);
+        // A far-off deadline stands for "never" (about 30 years).
+        let max_session = self.cfg.max_session;
+        let expiry = sleep(max_session.unwrap_or(Duration::from_secs(1 << 30)));
+        tokio::pin!(expiry);
         let snapshot_deadline = sleep(self.cfg.snapshot_delay);
         tokio::pin!(snapshot_deadline);
         let mut ping = self.cfg.ping_interval.map(|p| {
@@ -333,6 +337,10 @@ impl Connection {
                     }
                 }
                 () = &mut idle => return Err(Error::Silence(silence)),
+                () = &mut expiry, if max_session.is_some() => {
+                    let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
+                    return Err(Error::SessionExpired(max_session.unwrap_or_default()));
+                }
             }
             for m in s.outbox.drain(..) {
                 ws.send(Message::text(m)).await?;

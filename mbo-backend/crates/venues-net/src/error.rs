@@ -22,6 +22,10 @@ pub enum Error {
     /// Nothing was received for the silence timeout.
     #[error("no message for {0:?}")]
     Silence(std::time::Duration),
+    /// The session reached [`ConnectionConfig::max_session`](crate::ConnectionConfig) and is
+    /// renewed.
+    #[error("session renewed after {0:?}")]
+    SessionExpired(std::time::Duration),
     /// The server closed the connection (close frame, end of stream, or Binance
     /// `serverShutdown`).
     #[error("closed by the server")]
