@@ -487,3 +487,106 @@ async fn coinbase_legacy() {
     assert_eq!(venue.counters().bad_frames, 0);
     assert_same_books(venue.as_ref(), expected.as_ref());
 }
+
+/// `frame` with the first digit of its first `"qty"` changed.
+fn mutate_first_qty(frame: &str) -> String {
+    let at = frame.find("\"qty\"").unwrap();
+    let digit = at + frame[at..].find(|c: char| c.is_ascii_digit()).unwrap();
+    let old = frame.as_bytes()[digit];
+    let new = if old == b'1' { '2' } else { '1' };
+    format!("{}{new}{}", &frame[..digit], &frame[digit + 1..])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kraken_v2_checksum_failure_resubscribes_for_a_new_snapshot() {
+    timeout(TEST, kraken_v2_checksum_resync())
+        .await
+        .expect("test took too long");
+}
+
+async fn kraken_v2_checksum_resync() {
+    let text = read("kraken/python-kraken-sdk_orderbook-v2.json");
+    let frames = read_frames(&text).unwrap();
+    let precision = Some(Precision { price: 1, qty: 8 });
+    let options = VenueOptions {
+        symbols: vec!["BTC/USD".into()],
+        depth: Some(10),
+        precision,
+    };
+    // The first update from 200 on whose mutation the checksum catches (checked by a replay).
+    let (k, bad) = (200..frames.len())
+        .find_map(|k| {
+            let bad = mutate_first_qty(frames[k].text);
+            let mut v = VenueKind::Kraken.create(&options);
+            let mut out = Vec::new();
+            for f in &frames[..k] {
+                v.on_frame(f.text, &mut out);
+            }
+            v.on_frame(&bad, &mut out);
+            (v.books().get("BTC/USD").unwrap().counters.checksum_bad == 1).then_some((k, bad))
+        })
+        .unwrap();
+    let expected = replay_venue(VenueKind::Kraken, &frames, &[], &options);
+    let truth = replay_venue(VenueKind::Kraken, &frames[..=k], &[], &options);
+    let snapshot = format!(
+        r#"{{"channel":"book","type":"snapshot","data":[{{"symbol":"BTC/USD","bids":{},"asks":{},"checksum":{}}}]}}"#,
+        kraken_levels(&text_levels(truth.as_ref(), "BTC/USD", Side::Bid)),
+        kraken_levels(&text_levels(truth.as_ref(), "BTC/USD", Side::Ask)),
+        mbo_venues::kraken::checksum(&truth.books().get("BTC/USD").unwrap().book, precision),
+    );
+
+    let mut server = WsServer::bind().await;
+    let mut cfg = ConnectionConfig::new(VenueKind::Kraken, &["BTC/USD"]).unwrap();
+    cfg.ws_url.clone_from(&server.url);
+    cfg.precision = precision;
+    cfg.trades = false;
+    cfg.silence_timeout = Duration::from_secs(30);
+    cfg.backoff = fast_backoff();
+    let cancel = CancellationToken::new();
+    let mut handle = spawn(cfg, None, cancel.clone()).unwrap();
+
+    let mut ws = server.accept().await;
+    let sub = recv_json(&mut ws).await;
+    assert_eq!(sub["params"]["channel"], "book");
+    let mut first: Vec<&str> = frames[..k].iter().map(|f| f.text).collect();
+    first.push(&bad);
+    send_all(&mut ws, first).await;
+    // The connector asks for a new snapshot: unsubscribe, then subscribe with a snapshot.
+    let unsub = recv_json(&mut ws).await;
+    let resub = recv_json(&mut ws).await;
+    assert_eq!(
+        unsub["params"],
+        json!({"channel":"book","symbol":["BTC/USD"],"depth":10}),
+        "{unsub}"
+    );
+    assert_eq!(unsub["method"], "unsubscribe");
+    assert_eq!(resub["method"], "subscribe");
+    assert_eq!(resub["params"], sub["params"], "{resub}");
+    let mut rest = vec![snapshot.as_str()];
+    rest.extend(frames[k + 1..].iter().map(|f| f.text));
+    let total = (k + 1 + rest.len()) as u64;
+    send_all(&mut ws, rest).await;
+    tokio::spawn(drain(ws));
+
+    let h = wait_health(&mut handle.health, |h| {
+        h.messages == total && h.books_live == 1
+    })
+    .await;
+    cancel.cancel();
+    let venue = handle.join().await.unwrap();
+    assert_eq!(
+        (h.checksum_failures, h.resyncs, h.resubscribes, h.reconnects),
+        (1, 1, 1, 0),
+        "{h:?}"
+    );
+    assert!(
+        matches!(
+            h.last_gap.as_ref().map(|g| g.reason),
+            Some(mbo_venues::ResyncReason::Checksum { .. })
+        ),
+        "{h:?}"
+    );
+    let b = venue.books().get("BTC/USD").unwrap();
+    assert_eq!(b.counters.checksum_bad, 1);
+    assert_same_books(venue.as_ref(), expected.as_ref());
+}
