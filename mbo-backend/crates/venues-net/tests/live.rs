@@ -590,3 +590,106 @@ async fn kraken_v2_checksum_resync() {
     assert_eq!(b.counters.checksum_bad, 1);
     assert_same_books(venue.as_ref(), expected.as_ref());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_gap_fetches_a_new_rest_snapshot() {
+    timeout(TEST, binance_gap())
+        .await
+        .expect("test took too long");
+}
+
+async fn binance_gap() {
+    let ws_text = read("binance/cryptofeed_BINANCE.ws.1.0");
+    let http_text = read("binance/cryptofeed_BINANCE.http.0.0");
+    let frames = read_frames(&ws_text).unwrap();
+    let snaps = read_cryptofeed_http(&http_text).unwrap();
+    let symbols = ["NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"];
+    let options = VenueOptions::default();
+    let nkn: Vec<usize> = (0..frames.len())
+        .filter(|&i| {
+            frames[i].text.contains("depthUpdate") && frames[i].text.contains(r#""s":"NKNUSDT""#)
+        })
+        .collect();
+    // One NKNUSDT diff goes missing; the next one shows the gap.
+    let pos = nkn.iter().position(|&i| i >= 100).unwrap();
+    let (missing, shows) = (nkn[pos], nkn[pos + 1]);
+    let expected = replay_venue(VenueKind::Binance, &frames, &snaps, &options);
+    let truth = replay_venue(VenueKind::Binance, &frames[..=shows], &snaps, &options);
+    let b = truth.books().get("NKNUSDT").unwrap();
+    let fresh = json!({
+        "lastUpdateId": b.last_id,
+        "bids": pairs(&text_levels(truth.as_ref(), "NKNUSDT", Side::Bid)),
+        "asks": pairs(&text_levels(truth.as_ref(), "NKNUSDT", Side::Ask)),
+    })
+    .to_string();
+    let recorded: std::collections::HashMap<String, String> = snaps
+        .iter()
+        .map(|s| (s.symbol.clone(), s.body.to_owned()))
+        .collect();
+    let served = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let handler = {
+        let served = served.clone();
+        Arc::new(move |path: &str| {
+            let symbol = path
+                .split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("symbol="))
+                .unwrap_or_default()
+                .to_owned();
+            let mut served = served.lock().unwrap();
+            let again = served.contains(&symbol);
+            served.push(symbol.clone());
+            if again && symbol == "NKNUSDT" {
+                fresh.clone()
+            } else {
+                recorded.get(&symbol).cloned().unwrap_or_default()
+            }
+        })
+    };
+    let (rest_url, _count) = http_server(handler).await;
+
+    let mut server = WsServer::bind().await;
+    let mut cfg = ConnectionConfig::new(VenueKind::Binance, &symbols).unwrap();
+    cfg.ws_url = format!("{}/ws", server.url);
+    cfg.rest_url = rest_url;
+    cfg.silence_timeout = Duration::from_secs(30);
+    cfg.backoff = fast_backoff();
+    let cancel = CancellationToken::new();
+    let mut handle = spawn(cfg, None, cancel.clone()).unwrap();
+
+    let mut ws = server.accept().await;
+    let sub = recv_json(&mut ws).await;
+    assert_eq!(sub["method"], "SUBSCRIBE");
+    let sent: Vec<&str> = (0..frames.len())
+        .filter(|&i| i != missing)
+        .map(|i| frames[i].text)
+        .collect();
+    let total = sent.len() as u64;
+    send_all(&mut ws, sent).await;
+    tokio::spawn(drain(ws));
+
+    let h = wait_health(&mut handle.health, |h| {
+        h.messages == total && h.books_live == 4 && h.gaps == 1
+    })
+    .await;
+    cancel.cancel();
+    let venue = handle.join().await.unwrap();
+    assert_eq!(
+        (h.reconnects, h.resyncs, h.snapshots_fetched),
+        (0, 1, 5),
+        "{h:?}"
+    );
+    let gap = h.last_gap.clone().unwrap();
+    assert_eq!(gap.symbol, "NKNUSDT");
+    assert!(
+        matches!(gap.reason, mbo_venues::ResyncReason::Gap { .. }),
+        "{gap:?}"
+    );
+    let served = served.lock().unwrap().clone();
+    assert_eq!(
+        served.iter().filter(|s| *s == "NKNUSDT").count(),
+        2,
+        "{served:?}"
+    );
+    assert_eq!(venue.books().get("NKNUSDT").unwrap().counters.gaps, 1);
+    assert_same_books(venue.as_ref(), expected.as_ref());
+}
