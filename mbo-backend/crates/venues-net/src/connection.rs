@@ -398,29 +398,30 @@ impl Connection {
 
     fn on_text(&mut self, text: &str, s: &mut Session) {
         let recv_ns = now_ns();
+        if protocol::is_shutdown_notice(self.cfg.venue, text) {
+            s.shutdown_notice = true;
+        } else {
+            self.venue.on_frame(text, &mut self.events);
+            if !s.need_snapshot.is_empty() {
+                // Binance: the first diff of a symbol is buffered; now fetch its snapshot.
+                let seen: Vec<String> = s
+                    .need_snapshot
+                    .iter()
+                    .filter(|sym| self.venue.books().get(sym).is_some())
+                    .cloned()
+                    .collect();
+                for symbol in seen {
+                    self.fetch(symbol, Duration::ZERO, s);
+                }
+            }
+            self.dispatch(recv_ns, s);
+        }
+        // Counted once handled: `messages == n` means n frames fully processed.
         self.health.send_modify(|h| {
             h.messages += 1;
             h.bytes += text.len() as u64;
             h.last_recv_ns = recv_ns;
         });
-        if protocol::is_shutdown_notice(self.cfg.venue, text) {
-            s.shutdown_notice = true;
-            return;
-        }
-        self.venue.on_frame(text, &mut self.events);
-        if !s.need_snapshot.is_empty() {
-            // Binance: the first diff of a symbol is buffered; now fetch its snapshot.
-            let seen: Vec<String> = s
-                .need_snapshot
-                .iter()
-                .filter(|sym| self.venue.books().get(sym).is_some())
-                .cloned()
-                .collect();
-            for symbol in seen {
-                self.fetch(symbol, Duration::ZERO, s);
-            }
-        }
-        self.dispatch(recv_ns, s);
     }
 
     fn symbol(&mut self, book: usize) -> Arc<str> {

@@ -41,7 +41,7 @@ pub struct Health {
     /// Failed attempts in a row (reset by a session that stayed up
     /// [`Backoff::stable_after`](crate::Backoff::stable_after)).
     pub consecutive_failures: u32,
-    /// Text frames received.
+    /// Text frames received (counted once handled: venue state machine, events, resync).
     pub messages: u64,
     /// Books of this connection that are live (in sync with the venue).
     pub books_live: usize,

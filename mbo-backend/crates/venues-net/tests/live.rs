@@ -693,3 +693,53 @@ async fn binance_gap() {
     assert_eq!(venue.books().get("NKNUSDT").unwrap().counters.gaps, 1);
     assert_same_books(venue.as_ref(), expected.as_ref());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_never_blocks_the_reader() {
+    timeout(TEST, slow_consumer())
+        .await
+        .expect("test took too long");
+}
+
+async fn slow_consumer() {
+    let text = read("kraken/python-kraken-sdk_orderbook-v2.json");
+    let frames = read_frames(&text).unwrap();
+    let precision = Some(Precision { price: 1, qty: 8 });
+    let mut server = WsServer::bind().await;
+    let mut cfg = ConnectionConfig::new(VenueKind::Kraken, &["BTC/USD"]).unwrap();
+    cfg.ws_url.clone_from(&server.url);
+    cfg.precision = precision;
+    cfg.trades = false;
+    cfg.silence_timeout = Duration::from_secs(30);
+    let cancel = CancellationToken::new();
+    // A consumer that reads nothing until the end, behind a channel of 4.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let mut handle = spawn(cfg, Some(tx), cancel.clone()).unwrap();
+    let mut ws = server.accept().await;
+    recv_json(&mut ws).await;
+    send_all(&mut ws, frames.iter().map(|f| f.text)).await;
+    // Every frame is processed although nobody reads the events.
+    let h = wait_health(&mut handle.health, |h| {
+        h.messages == 510 && h.books_live == 1
+    })
+    .await;
+    assert!(h.events_dropped > 0, "{h:?}");
+    let mut got = Vec::new();
+    while let Ok(u) = rx.try_recv() {
+        got.push(u);
+    }
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|u| u.lagged == 0));
+    // The next event delivered says how many were lost before it.
+    send_all(&mut ws, [frames[0].text]).await;
+    let next = timeout(common::STEP, rx.recv()).await.unwrap().unwrap();
+    assert!(matches!(next.event, mbo_venues::Event::Snapshot { .. }));
+    assert_eq!(next.lagged, h.events_dropped);
+    cancel.cancel();
+    let venue = handle.join().await.unwrap();
+    assert_eq!(
+        venue.books().get("BTC/USD").unwrap().counters.checksum_bad,
+        0
+    );
+    tokio::spawn(drain(ws));
+}
