@@ -467,7 +467,14 @@ impl Connection {
                     });
                     match protocol::resync_action(self.cfg.venue) {
                         ResyncAction::RestSnapshot => {
-                            self.fetch(symbol.to_string(), Duration::ZERO, s);
+                            // A snapshot older than the buffered diffs is fetched again after
+                            // a pause (REST weight); a gap needs one at once.
+                            let delay = if reason == ResyncReason::SnapshotTooOld {
+                                self.cfg.snapshot_retry
+                            } else {
+                                Duration::ZERO
+                            };
+                            self.fetch(symbol.to_string(), delay, s);
                         }
                         ResyncAction::Resubscribe => {
                             self.req_id += 2;
