@@ -743,3 +743,36 @@ async fn slow_consumer() {
     );
     tokio::spawn(drain(ws));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_endpoint_failure_is_retried_not_fatal() {
+    // A `wss://` endpoint whose server is not TLS: the rustls path (ring provider, native
+    // roots) must fail the handshake cleanly, back off and retry.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    let mut cfg = ConnectionConfig::new(VenueKind::Bybit, &["BTCUSDT"]).unwrap();
+    cfg.ws_url = format!("wss://127.0.0.1:{port}/v5/public/spot");
+    cfg.backoff = fast_backoff();
+    let cancel = CancellationToken::new();
+    let mut handle = spawn(cfg, None, cancel.clone()).unwrap();
+    let h = timeout(
+        TEST,
+        common::wait_health(&mut handle.health, |h| h.reconnects >= 2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.connects, 0, "{h:?}");
+    assert!(
+        h.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("websocket")),
+        "{h:?}"
+    );
+    cancel.cancel();
+    handle.join().await.unwrap();
+}
