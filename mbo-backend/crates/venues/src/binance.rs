@@ -365,9 +365,7 @@ impl Venue for Binance {
     }
 
     fn on_reconnect(&mut self) {
-        for b in self.books.all_mut() {
-            b.state = SyncState::Syncing;
-        }
+        self.books.mark_all_syncing();
         for e in &mut self.extra {
             *e = SyncExtra::default();
         }

@@ -196,9 +196,7 @@ impl Venue for Bybit {
     }
 
     fn on_reconnect(&mut self) {
-        for b in self.books.all_mut() {
-            b.state = SyncState::Syncing;
-        }
+        self.books.mark_all_syncing();
     }
 
     fn books(&self) -> &Books {

@@ -342,9 +342,7 @@ impl Venue for Coinbase {
 
     fn on_reconnect(&mut self) {
         self.last_seq = None;
-        for b in self.books.all_mut() {
-            b.state = SyncState::Syncing;
-        }
+        self.books.mark_all_syncing();
     }
 
     fn books(&self) -> &Books {

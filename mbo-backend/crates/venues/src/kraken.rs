@@ -528,9 +528,7 @@ impl Venue for KrakenV2 {
     }
 
     fn on_reconnect(&mut self) {
-        for b in self.books.all_mut() {
-            b.state = SyncState::Syncing;
-        }
+        self.books.mark_all_syncing();
     }
 
     fn books(&self) -> &Books {
@@ -762,9 +760,7 @@ impl Venue for KrakenV1 {
     }
 
     fn on_reconnect(&mut self) {
-        for b in self.books.all_mut() {
-            b.state = SyncState::Syncing;
-        }
+        self.books.mark_all_syncing();
     }
 
     fn books(&self) -> &Books {

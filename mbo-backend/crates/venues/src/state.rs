@@ -259,4 +259,11 @@ impl Books {
     pub(crate) fn all_mut(&mut self) -> &mut [SymbolBook] {
         &mut self.list
     }
+
+    /// A new connection: every book waits for its next snapshot before it is trusted again.
+    pub(crate) fn mark_all_syncing(&mut self) {
+        for b in &mut self.list {
+            b.state = SyncState::Syncing;
+        }
+    }
 }
