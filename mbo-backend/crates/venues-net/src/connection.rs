@@ -93,7 +93,8 @@ fn book_of(e: &Event) -> Option<usize> {
         Event::Snapshot { book }
         | Event::Level { book, .. }
         | Event::Applied { book }
-        | Event::ResyncNeeded { book, .. } => Some(*book),
+        | Event::ResyncNeeded { book, .. }
+        | Event::Reset { book } => Some(*book),
         Event::Trade(t) => Some(t.book),
         _ => None,
     }
@@ -231,6 +232,7 @@ impl Connection {
             // Every book waits for a new snapshot: nothing from the old session is trusted.
             self.venue.on_reconnect();
             self.count_live();
+            self.announce_reset();
             if started.elapsed() >= self.cfg.backoff.stable_after {
                 failures = 0;
             }
@@ -514,6 +516,22 @@ impl Connection {
         }
         events.clear();
         self.events = events;
+    }
+
+    /// Tells the consumer that every book of this connection is unknown until its next
+    /// snapshot (consumers keep their own copy of the books from the events).
+    fn announce_reset(&mut self) {
+        let books = self.venue.books().all().len();
+        for book in 0..books {
+            let symbol = self.symbol(book);
+            self.deliver(VenueUpdate {
+                venue: self.cfg.venue,
+                symbol,
+                recv_ns: now_ns(),
+                lagged: self.lagged,
+                event: Event::Reset { book },
+            });
+        }
     }
 
     fn count_live(&self) {

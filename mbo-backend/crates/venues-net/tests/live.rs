@@ -146,15 +146,20 @@ async fn kraken_v2() {
     );
     assert_same_books(venue.as_ref(), expected.as_ref());
     // Events reached the consumer: a snapshot per session, nothing dropped.
-    let mut snapshots = 0;
+    // The reconnect told the consumer to drop its copy of the book (a `Reset` between the
+    // two sessions' snapshots).
+    let mut kinds = Vec::new();
     while let Ok(u) = rx.try_recv() {
         assert_eq!(u.lagged, 0);
-        if matches!(u.event, mbo_venues::Event::Snapshot { .. }) {
-            assert_eq!(&*u.symbol, "BTC/USD");
-            snapshots += 1;
+        match u.event {
+            mbo_venues::Event::Snapshot { .. } | mbo_venues::Event::Reset { .. } => {
+                assert_eq!(&*u.symbol, "BTC/USD");
+                kinds.push(matches!(u.event, mbo_venues::Event::Reset { .. }));
+            }
+            _ => {}
         }
     }
-    assert_eq!(snapshots, 2);
+    assert_eq!(kinds, [false, true, false], "snapshot, reset, snapshot");
     // Meanwhile the dead venue kept retrying on its own.
     let d = wait_health(&mut dead.health, |h| h.reconnects >= 2).await;
     assert_eq!((d.connects, d.messages), (0, 0), "{d:?}");

@@ -90,4 +90,10 @@ pub enum Event {
     },
     /// A trade.
     Trade(Trade),
+    /// The book is unknown until its next `Snapshot` (the connection was re-established, so
+    /// nothing from the old session is trusted). Produced by the I/O layer, not by parsers.
+    Reset {
+        /// Book index.
+        book: usize,
+    },
 }
