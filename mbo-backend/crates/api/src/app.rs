@@ -48,6 +48,9 @@ pub enum StartError {
     /// The database cannot be opened or its writer started.
     #[error("storage: {0}")]
     Storage(#[from] mbo_store::StoreError),
+    /// The crypto venues cannot start.
+    #[error("venues: {0}")]
+    Venues(#[from] crate::venues::VenueError),
     /// The server failed while serving.
     #[error("serving: {0}")]
     Serve(#[source] std::io::Error),
@@ -60,6 +63,7 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     engine: JoinHandle<()>,
+    venues: Option<crate::venues::Venues>,
 }
 
 impl Application {
@@ -119,6 +123,14 @@ impl Application {
             shutdown.clone(),
             recorder,
         );
+        let venues = match &config.venues {
+            Some(v) => Some(crate::venues::Venues::start(
+                v,
+                metrics.registry(),
+                &shutdown,
+            )?),
+            None => None,
+        };
         let engine = engine_runtime.spawn(engine.with_storage(storage.clone()).run());
         let state = AppState {
             hub,
@@ -128,12 +140,14 @@ impl Application {
             config: Arc::new(config),
             shutdown,
             storage,
+            venues: venues.as_ref().map(|v| v.hub.clone()),
         };
         Ok(Self {
             listener,
             addr,
             state,
             engine,
+            venues,
         })
     }
 
@@ -197,6 +211,8 @@ impl Application {
         // that (the writer commits a batch in milliseconds, so this is not the place to
         // give up on data).
         let _ = self.engine.await;
+        // Closes the venue sockets and joins their thread.
+        drop(self.venues);
         result
     }
 }

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub keep_alive: Duration,
     /// Store the feed in SQLite (`None`: storage off).
     pub storage: Option<crate::storage::StorageConfig>,
+    /// Crypto venues to run beside the MBO feed (`None`: none).
+    pub venues: Option<crate::venues::VenueConfig>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(15),
             storage: None,
+            venues: None,
         }
     }
 }

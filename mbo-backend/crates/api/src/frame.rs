@@ -219,7 +219,7 @@ pub fn decimal(price: i64) -> String {
 }
 
 /// Exact decimal form of half of `sum` 1e-9 units (a mid price may fall on half a unit).
-fn half_decimal(sum: i128) -> String {
+pub(crate) fn half_decimal(sum: i128) -> String {
     let half = sum.div_euclid(2);
     let odd = sum.rem_euclid(2) == 1;
     // `half` is within i64 because it is the mean of two i64 prices.

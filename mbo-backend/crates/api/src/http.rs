@@ -16,6 +16,7 @@ pub mod observe;
 pub mod rest;
 pub mod sse;
 pub mod stream;
+pub mod venues;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,6 +54,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The database the feed is stored in (`None`: storage off).
     pub storage: Option<Arc<crate::storage::Storage>>,
+    /// The crypto venues (`None`: none configured).
+    pub venues: Option<Arc<crate::venues::hub::VenueHub>>,
 }
 
 /// The router with every route.
@@ -74,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/stream/mbo", get(mbo_stream::stream))
+        .route("/api/v1/stream/venues", get(venues::stream_all))
+        .route("/api/v1/venues", get(venues::status))
         .route("/api/openapi.json", get(docs::openapi))
         .route("/api/docs", get(docs::page))
         .route("/metrics", get(observe::metrics))

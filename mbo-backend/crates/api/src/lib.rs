@@ -64,6 +64,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod storage;
+pub mod venues;
 
 pub use app::{Application, IngestRuntime};
 pub use config::ServerConfig;

@@ -327,6 +327,11 @@ impl Metrics {
         })
     }
 
+    /// The registry (other parts of the server register their metrics in it).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Adds the difference between two snapshots of the market's counters.
     pub fn record_counters(&self, before: &Counters, now: &Counters) {
         let b = before.actions.by_code();

@@ -24,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the shared exact market over HTTP and SSE (the default): a DBN file, Databento
     /// live, or the built-in simulator.
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Rebuild the book from a DBN file and write it, as JSON lines, at every event boundary.
     ExportBook(ExportBookArgs),
     /// Measure decode-only and decode+apply throughput over one file.

@@ -13,11 +13,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use mbo_api::config::Secret;
 use mbo_api::storage::StorageConfig;
+use mbo_api::venues::VenueConfig;
 use mbo_api::{Application, ServerConfig};
 use mbo_feed::databento::{spawn_live, ApiKey, LiveConfig};
 use mbo_feed::replay::open_file_source;
 use mbo_feed::{spawn_replay, Feed, SimConfig, Simulator};
 use mbo_store::{CheckpointPolicy, RecorderOptions, Store};
+use mbo_venues::{SymbolMap, VenueKind};
 
 use crate::cli::{parse_duration, PaceMode};
 
@@ -48,9 +50,37 @@ pub struct ServeArgs {
     /// Databento dataset for --live.
     #[arg(long, env = "MBO_DATASET", default_value = "GLBX.MDP3")]
     pub dataset: String,
-    /// Raw symbols for --live, comma-separated.
+    /// Raw symbols for --live, comma-separated; without --live, the crypto symbols of
+    /// --venues (normalized pairs: BTC-USD,ETH-USD).
     #[arg(long, env = "MBO_SYMBOLS", value_delimiter = ',')]
     pub symbols: Vec<String>,
+    /// Crypto venues to run beside the MBO feed, comma-separated: binance (also Binance US
+    /// with --venue-url), binance-futures, bybit, kraken, coinbase.
+    #[arg(long, env = "MBO_VENUES", value_delimiter = ',', value_parser = parse_venue)]
+    pub venues: Vec<VenueKind>,
+    /// Crypto symbols for --venues when --symbols holds Databento symbols (with --live);
+    /// default: --symbols without --live, else BTC-USD.
+    #[arg(long, env = "MBO_VENUE_SYMBOLS", value_delimiter = ',')]
+    pub venue_symbols: Vec<String>,
+    /// A venue's WebSocket URL (VENUE=URL, repeatable or comma-separated), e.g. a
+    /// recording played by `mbo venue-sim`, or Binance US (wss://stream.binance.us:9443/ws).
+    #[arg(long, env = "MBO_VENUE_URLS", value_delimiter = ',', value_parser = parse_venue_url)]
+    pub venue_url: Vec<(VenueKind, String)>,
+    /// A venue's REST base URL for snapshots (VENUE=URL; Binance), e.g. https://api.binance.us.
+    #[arg(long, env = "MBO_VENUE_REST_URLS", value_delimiter = ',', value_parser = parse_venue_url)]
+    pub venue_rest_url: Vec<(VenueKind, String)>,
+    /// Symbol map override (VENUE:SYMBOL=NATIVE, repeatable or comma-separated), e.g.
+    /// kraken:BTC-EUR=BTC/EUR. The default map covers BTC, ETH, SOL, XRP, ADA, DOGE, LTC,
+    /// DOT and LINK against USD (USDT on Binance and Bybit).
+    #[arg(long, env = "MBO_SYMBOL_MAP", value_delimiter = ',', value_parser = parse_symbol_map)]
+    pub symbol_map: Vec<(VenueKind, String, String)>,
+    /// Book depth subscribed on every venue (default: each venue's own: Kraken 10, Bybit 50,
+    /// Binance snapshots 1000).
+    #[arg(long, env = "MBO_VENUE_DEPTH", value_parser = clap::value_parser!(u64).range(1..=5000))]
+    pub venue_depth: Option<u64>,
+    /// Coinbase: the legacy Exchange feed (level2_batch) instead of Advanced Trade.
+    #[arg(long, env = "MBO_COINBASE_LEGACY")]
+    pub coinbase_legacy: bool,
     /// Simulator: number of instruments (CL, ES, NQ, GC, ZN, 6E, NG, SI, ...).
     #[arg(long, env = "MBO_SIM_INSTRUMENTS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -122,6 +152,73 @@ pub struct ServeArgs {
     /// Log filter (tracing EnvFilter syntax, e.g. `info,mbo_api=debug`).
     #[arg(long, env = "MBO_LOG", default_value = "info")]
     pub log: String,
+}
+
+fn parse_venue(s: &str) -> Result<VenueKind, String> {
+    s.trim()
+        .parse()
+        .map_err(|e: mbo_venues::UnknownVenue| e.to_string())
+}
+
+/// `VENUE=URL`.
+fn parse_venue_url(s: &str) -> Result<(VenueKind, String), String> {
+    let (v, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected VENUE=URL, got {s:?}"))?;
+    let url = url.trim();
+    if !(url.starts_with("ws://")
+        || url.starts_with("wss://")
+        || url.starts_with("http://")
+        || url.starts_with("https://"))
+    {
+        return Err(format!(
+            "{url:?} is not a ws://, wss://, http:// or https:// URL"
+        ));
+    }
+    Ok((parse_venue(v)?, url.to_owned()))
+}
+
+/// `VENUE:SYMBOL=NATIVE`.
+fn parse_symbol_map(s: &str) -> Result<(VenueKind, String, String), String> {
+    let bad = || format!("expected VENUE:SYMBOL=NATIVE (e.g. kraken:BTC-EUR=BTC/EUR), got {s:?}");
+    let (v, rest) = s.split_once(':').ok_or_else(bad)?;
+    let (normal, native) = rest.split_once('=').ok_or_else(bad)?;
+    let (normal, native) = (normal.trim(), native.trim());
+    if normal.is_empty() || native.is_empty() {
+        return Err(bad());
+    }
+    Ok((parse_venue(v)?, normal.to_owned(), native.to_owned()))
+}
+
+/// The venues' settings (`None` without --venues).
+fn venue_config(args: &ServeArgs) -> Option<VenueConfig> {
+    if args.venues.is_empty() {
+        return None;
+    }
+    let symbols = if !args.venue_symbols.is_empty() {
+        args.venue_symbols.clone()
+    } else if !args.live && !args.symbols.is_empty() {
+        args.symbols.clone()
+    } else {
+        vec!["BTC-USD".to_owned()]
+    };
+    let mut symbol_map = SymbolMap::default();
+    for (venue, normal, native) in &args.symbol_map {
+        symbol_map.insert(venue.name(), normal, native);
+    }
+    Some(VenueConfig {
+        venues: args.venues.clone(),
+        symbols: symbols
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        symbol_map,
+        ws_urls: args.venue_url.clone(),
+        rest_urls: args.venue_rest_url.clone(),
+        depth: args.venue_depth.and_then(|d| usize::try_from(d).ok()),
+        coinbase_legacy: args.coinbase_legacy,
+    })
 }
 
 impl ServeArgs {
@@ -227,6 +324,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         static_dir: Some(args.static_dir.clone()),
         shutdown_timeout: args.shutdown_timeout,
         storage: plan.as_ref().map(|p| p.config.clone()),
+        venues: venue_config(&args),
         ..ServerConfig::default()
     };
     let app = Application::build_on(config, feed, description.clone(), ingest.handle())

@@ -2,6 +2,7 @@
 //!
 //! * [`mbo_data`]: the path of a real Databento file in `../shared/data/mbo/`; a missing file
 //!   fails the test with a clear message, it never skips.
+//! * [`crypto_data`]: the same for a crypto recording in `../shared/data/crypto/`.
 //! * [`stored_fields`] and [`RowChecksum`]: the 14 stored fields of a record and an
 //!   order-sensitive checksum over them, so storage tests compare what a database gives back
 //!   with a file, field by field.
@@ -30,6 +31,26 @@ pub fn mbo_data(name: &str) -> PathBuf {
         path.is_file(),
         "required real data file is missing: {} (expected in ../shared/data/mbo/ relative to \
          the repository root; see PROVENANCE.md there); it is never skipped",
+        path.display()
+    );
+    path
+}
+
+/// Path of a real crypto recording: `$MBO_CRYPTO_DATA/REL` when the variable is set, else
+/// `../shared/data/crypto/REL` from the repository root.
+///
+/// # Panics
+/// When the file is missing: tests that need the recordings fail, loudly, without them.
+pub fn crypto_data(rel: &str) -> PathBuf {
+    let dir = match std::env::var_os("MBO_CRYPTO_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/crypto"),
+    };
+    let path = dir.join(rel);
+    assert!(
+        path.is_file(),
+        "required recording is missing: {} (expected in ../shared/data/crypto/ relative to the \
+         repository root, or set MBO_CRYPTO_DATA; see PROVENANCE.md there); it is never skipped",
         path.display()
     );
     path

@@ -87,6 +87,9 @@ impl SymbolMap {
     }
 }
 
+/// A consolidated level, borrowed: price (1e-9 units) and `(venue index, size)` by venue.
+pub type SharesAt<'a> = (i64, &'a [(usize, Qty)]);
+
 /// One consolidated level: the size each venue shows at the price.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsolidatedLevel {
@@ -224,6 +227,30 @@ impl ConsolidatedBook {
         match side {
             Side::Bid => self.bids.iter().rev().take(n).map(Self::view).collect(),
             Side::Ask => self.asks.iter().take(n).map(Self::view).collect(),
+        }
+    }
+
+    /// Price levels on a side.
+    #[must_use]
+    pub fn len(&self, side: Side) -> usize {
+        match side {
+            Side::Bid => self.bids.len(),
+            Side::Ask => self.asks.len(),
+        }
+    }
+
+    /// Whether both sides are empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.bids.is_empty() && self.asks.is_empty()
+    }
+
+    /// Levels of a side from the best outwards, borrowed (`(price, (venue, size) by
+    /// venue index)`): what a publisher copies from without allocating per level.
+    pub fn iter_side(&self, side: Side) -> Box<dyn Iterator<Item = SharesAt<'_>> + '_> {
+        match side {
+            Side::Bid => Box::new(self.bids.iter().rev().map(|(p, v)| (*p, v.as_slice()))),
+            Side::Ask => Box::new(self.asks.iter().map(|(p, v)| (*p, v.as_slice()))),
         }
     }
 

@@ -6,16 +6,16 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::http::{control, history, mbo_stream, observe, rest, stream};
+use crate::http::{control, history, mbo_stream, observe, rest, stream, venues};
 
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "mbo", description = "Exact market-by-order books from Databento MBO data: REST, SSE streams, replay control and metrics. Prices are integers in 1e-9 units with exact decimal-string twins. Errors are {\"error\":{\"code\",\"message\"}}."),
+    info(title = "mbo", description = "Exact market-by-order books from Databento MBO data, and crypto L2 books from Binance, Bybit, Kraken and Coinbase (`venue=` on books and streams): REST, SSE streams, replay control and metrics. Prices are integers in 1e-9 units with exact decimal-string twins. Errors are {\"error\":{\"code\",\"message\"}}."),
     paths(
         rest::live, rest::ready, rest::instruments, rest::book, rest::level,
         control::status, control::command,
-        stream::stream, mbo_stream::stream,
+        stream::stream, mbo_stream::stream, venues::stream_all, venues::status,
         history::summary, history::book_at, history::trades, history::bars, history::history_mbo,
         observe::metrics,
     ),
@@ -26,7 +26,7 @@ use crate::http::{control, history, mbo_stream, observe, rest, stream};
     )),
     tags(
         (name = "health"), (name = "books"), (name = "streams"), (name = "replay"),
-        (name = "history"), (name = "observability"),
+        (name = "history"), (name = "observability"), (name = "venues"),
     )
 )]
 pub struct ApiDoc;

@@ -88,16 +88,23 @@ pub async fn ready(State(s): State<AppState>) -> Result<Json<Ready>, ApiError> {
 /// One book in `GET /api/v1/instruments`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Instrument {
-    /// Raw symbol (the instrument id as text when the feed named none).
+    /// Raw symbol (the instrument id as text when the feed named none); crypto books: the
+    /// normalized pair (`BTC-USD`).
     pub symbol: String,
-    /// Databento instrument id.
-    pub instrument_id: u32,
-    /// Databento publisher id.
-    pub publisher_id: u16,
-    /// Databento dataset.
+    /// Crypto books: `consolidated` or the venue's name; `null` for MBO books.
+    pub venue: Option<&'static str>,
+    /// Crypto venue books: the venue's own symbol (`BTC/USD`).
+    pub native_symbol: Option<String>,
+    /// Crypto books: `live`, `syncing` or `stale`.
+    pub state: Option<&'static str>,
+    /// Databento instrument id (`null` for crypto books).
+    pub instrument_id: Option<u32>,
+    /// Databento publisher id (`null` for crypto books).
+    pub publisher_id: Option<u16>,
+    /// Databento dataset (`crypto` for crypto books).
     pub dataset: String,
-    /// Resting orders.
-    pub orders: u64,
+    /// Resting orders (`null` for crypto books: L2 has no orders).
+    pub orders: Option<u64>,
     /// Bid price levels.
     pub bid_levels: u64,
     /// Ask price levels.
@@ -119,17 +126,20 @@ pub struct Instrument {
     responses((status = 200, description = "Every book", body = [Instrument])))]
 pub async fn instruments(State(s): State<AppState>) -> Json<Vec<Instrument>> {
     let dir = s.hub.directory.load();
-    let list = dir
+    let mut list: Vec<Instrument> = dir
         .entries
         .iter()
         .map(|e| {
             let f = e.frame.load();
             Instrument {
                 symbol: e.symbol.to_string(),
-                instrument_id: e.key.instrument_id,
-                publisher_id: e.key.publisher_id,
+                venue: None,
+                native_symbol: None,
+                state: None,
+                instrument_id: Some(e.key.instrument_id),
+                publisher_id: Some(e.key.publisher_id),
                 dataset: s.hub.feed.metadata.dataset.clone(),
-                orders: f.order_count,
+                orders: Some(f.order_count),
                 bid_levels: f.bid_levels,
                 ask_levels: f.ask_levels,
                 last_ts_event: f.ts_event,
@@ -140,6 +150,30 @@ pub async fn instruments(State(s): State<AppState>) -> Json<Vec<Instrument>> {
             }
         })
         .collect();
+    if let Some(v) = &s.venues {
+        for sym in &v.symbols {
+            for b in &sym.books {
+                let f = b.frame.load();
+                list.push(Instrument {
+                    symbol: sym.symbol.to_string(),
+                    venue: Some(b.venue),
+                    native_symbol: b.native_symbol.as_deref().map(str::to_owned),
+                    state: Some(f.state.name()),
+                    instrument_id: None,
+                    publisher_id: None,
+                    dataset: "crypto".to_owned(),
+                    orders: None,
+                    bid_levels: f.bid_levels,
+                    ask_levels: f.ask_levels,
+                    last_ts_event: 0,
+                    last_ts_recv: f.ts_recv,
+                    event_index: Some(f.seq),
+                    crossed: f.crossed.is_some(),
+                    maybe_bad_book: false,
+                });
+            }
+        }
+    }
     Json(list)
 }
 
@@ -210,7 +244,8 @@ pub struct BookDoc {
 #[utoipa::path(get, path = "/api/v1/book/{symbol}", tag = "books",
     params(("symbol" = String, Path, description = "Raw symbol or instrument id"),
            ("depth" = Option<String>, Query, description = "Levels per side, 1–100000 or `all` (default 10)"),
-           ("publisher" = Option<u16>, Query, description = "Publisher id (default: the lowest)")),
+           ("publisher" = Option<u16>, Query, description = "Publisher id (default: the lowest)"),
+           ("venue" = Option<String>, Query, description = "Crypto books: `consolidated` or a venue name (a crypto symbol without it: consolidated); sizes are exact decimal strings")),
     responses((status = 200, description = "The book at its last event boundary", body = BookDoc),
               (status = 400, description = "Bad depth or publisher"),
               (status = 404, description = "Unknown symbol")))]
@@ -221,6 +256,9 @@ pub async fn book(
 ) -> Result<Response, ApiError> {
     let Path(symbol) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let p = params(q)?;
+    if let Some(t) = crate::http::venues::target(&s, Some(&symbol), &p)? {
+        return crate::http::venues::book(&t, &p);
+    }
     let depth = depth_param(&p, 10, MAX_DEPTH, true)?;
     let entry = find_book(&s.hub, Some(&symbol), &p)?;
     let published = entry.frame.load_full();

@@ -20,11 +20,15 @@ pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 /// clients see nothing else of it.
 pub const RETRY: &[u8] = b"retry: 1000\n\n";
 
-/// Appends one event. `data` must be a single line (compact JSON is).
+/// Appends one event. `data` must be a single line (compact JSON is). An empty `id` writes
+/// no `id:` line: an empty one would reset the client's last event id.
 pub fn write_event(buf: &mut Vec<u8>, event: &str, id: &str, data: &[u8]) {
-    buf.extend_from_slice(b"id: ");
-    buf.extend_from_slice(id.as_bytes());
-    buf.extend_from_slice(b"\nevent: ");
+    if !id.is_empty() {
+        buf.extend_from_slice(b"id: ");
+        buf.extend_from_slice(id.as_bytes());
+        buf.push(b'\n');
+    }
+    buf.extend_from_slice(b"event: ");
     buf.extend_from_slice(event.as_bytes());
     buf.extend_from_slice(b"\ndata: ");
     buf.extend_from_slice(data);
@@ -66,6 +70,9 @@ mod tests {
         let mut b = Vec::new();
         write_event(&mut b, "book", "1-2", b"{\"a\":1}");
         assert_eq!(b, b"id: 1-2\nevent: book\ndata: {\"a\":1}\n\n");
+        b.clear();
+        write_event(&mut b, "health", "", b"{}");
+        assert_eq!(b, b"event: health\ndata: {}\n\n");
     }
 
     #[tokio::test]

@@ -69,7 +69,8 @@ const MAX_PENDING_TRADES: usize = 10_000;
     params(("symbol" = Option<String>, Query, description = "Raw symbol or instrument id (optional with one book)"),
            ("depth" = Option<usize>, Query, description = "Levels per side, 1–100 (default 10)"),
            ("interval_ms" = Option<u64>, Query, description = "At most one book frame per interval, 10–60000 (default 50)"),
-           ("publisher" = Option<u16>, Query, description = "Publisher id")),
+           ("publisher" = Option<u16>, Query, description = "Publisher id"),
+           ("venue" = Option<String>, Query, description = "Crypto books: `consolidated` or a venue name (a crypto symbol without it: consolidated)")),
     responses((status = 200, description = "text/event-stream: snapshot, book, trade, status, lagged", content_type = "text/event-stream"),
               (status = 400, description = "Bad parameter"),
               (status = 404, description = "Unknown symbol"),
@@ -80,6 +81,9 @@ pub async fn stream(
     q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
+    if let Some(t) = crate::http::venues::target(&s, p.get("symbol").map(String::as_str), &p)? {
+        return crate::http::venues::stream(&s, t, &p, "status");
+    }
     let depth = crate::http::depth_param(&p, 10, FRAME_DEPTH, false)?;
     let interval_ms = int_param::<u64>(&p, "interval_ms", INTERVAL_MIN_MS..=INTERVAL_MAX_MS)?
         .unwrap_or(INTERVAL_DEFAULT_MS);

@@ -1,0 +1,536 @@
+//! The venue engine: the only writer of the crypto books.
+//!
+//! One task receives every connection's [`VenueUpdate`]s from one bounded channel, keeps its
+//! own copy of each venue book (from `Snapshot`/`Level`/`Applied` events) and one
+//! [`ConsolidatedBook`] per normalized symbol, and publishes frames. It takes everything
+//! queued (up to [`BATCH`] updates), applies it, then publishes each book that changed once:
+//! at 1,000 messages a second a batch is one message and the frame goes out microseconds
+//! after the socket read; under a burst, frames are conflated by the batch.
+//!
+//! Trust rules (never show a book known to be wrong as good):
+//! * `ResyncNeeded` (gap, checksum failure): the book turns `stale`, keeps its last levels
+//!   for display and leaves the consolidated book until its next snapshot.
+//! * `Reset` (the connection reconnected) and the start: `syncing`, no levels.
+//! * The channel overflowed (`lagged > 0`: events of that connection were dropped): every
+//!   book of the connection turns `stale` until its next snapshot.
+//! * Kraken sends no removal for levels that fall out of the subscribed depth; the venue
+//!   state machine truncates its book after every message, and so does this copy.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mbo_venues::{Aggressor, ConsolidatedBook, Event, L2Book, Level, Qty, Side, VenueKind};
+use mbo_venues_net::VenueUpdate;
+use prometheus::{IntCounter, IntGauge};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::venues::frame::{
+    BookState, VenueFrame, VenueLevel, VenueTrade, MAX_VENUES, VENUE_FRAME_DEPTH,
+};
+use crate::venues::hub::{VenueHub, VenueUpdateBatch};
+use crate::venues::metrics::VenueMetrics;
+
+/// Updates applied at most before publishing.
+pub const BATCH: usize = 4096;
+
+/// Unix time, ns.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// One venue book of one symbol.
+struct Slot {
+    symbol: usize,
+    /// Index in the symbol's `books` (1..; 0 is the consolidated book).
+    book_pos: usize,
+    /// Index of the venue among the symbol's venues (the consolidated book's venue index).
+    venue_idx: usize,
+    conn: usize,
+    book: L2Book,
+    state: BookState,
+    /// Kraken: levels kept per side.
+    truncate: Option<usize>,
+    dirty: bool,
+    /// Receive time of the oldest change not yet published (0: none).
+    oldest_recv: u64,
+    last_recv: u64,
+    seq: u64,
+    gaps: IntCounter,
+    checksum_failures: IntCounter,
+    resyncs: IntCounter,
+    trades: IntCounter,
+    live: IntGauge,
+}
+
+/// One normalized symbol.
+struct SymbolState {
+    consolidated: ConsolidatedBook,
+    seq: u64,
+    dirty: bool,
+    trade_seq: u64,
+    trades: Vec<VenueTrade>,
+    last_recv: u64,
+    venues: Arc<[&'static str]>,
+}
+
+/// The engine (see the module docs).
+pub struct VenueEngine {
+    hub: Arc<VenueHub>,
+    metrics: VenueMetrics,
+    rx: mpsc::Receiver<VenueUpdate>,
+    slots: Vec<Slot>,
+    symbols: Vec<SymbolState>,
+    /// Per connection: venue symbol → slot.
+    lookup: Vec<(VenueKind, HashMap<Arc<str>, usize>)>,
+    unknown_books: u64,
+}
+
+impl std::fmt::Debug for VenueEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VenueEngine")
+            .field("slots", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where each venue book lives: (connection index, venue symbol, symbol index, book index).
+pub type Layout = Vec<(usize, Arc<str>, usize, usize)>;
+
+impl VenueEngine {
+    /// An engine over `hub`'s books. `layout` lists every venue book; `truncate[c]` is the
+    /// depth connection `c`'s venue truncates its books to (Kraken), if any.
+    pub fn new(
+        hub: Arc<VenueHub>,
+        metrics: VenueMetrics,
+        rx: mpsc::Receiver<VenueUpdate>,
+        layout: &Layout,
+        truncate: &[Option<usize>],
+    ) -> Self {
+        let symbols: Vec<SymbolState> = hub
+            .symbols
+            .iter()
+            .map(|s| {
+                let venues: Arc<[&'static str]> = s.books[1..].iter().map(|b| b.venue).collect();
+                let mut consolidated = ConsolidatedBook::new();
+                for v in venues.iter() {
+                    consolidated.venue(v);
+                }
+                SymbolState {
+                    consolidated,
+                    seq: 0,
+                    dirty: false,
+                    trade_seq: 0,
+                    trades: Vec::new(),
+                    last_recv: 0,
+                    venues,
+                }
+            })
+            .collect();
+        let mut lookup: Vec<(VenueKind, HashMap<Arc<str>, usize>)> = hub
+            .connections
+            .iter()
+            .map(|c| (c.venue, HashMap::new()))
+            .collect();
+        let mut slots = Vec::with_capacity(layout.len());
+        for (conn, native, symbol, book_pos) in layout {
+            let venue = hub.connections[*conn].venue.name();
+            let normal = &*hub.symbols[*symbol].symbol;
+            let labels = [venue, normal];
+            let slot = Slot {
+                symbol: *symbol,
+                book_pos: *book_pos,
+                venue_idx: book_pos - 1,
+                conn: *conn,
+                book: L2Book::new(),
+                state: BookState::Syncing,
+                truncate: truncate.get(*conn).copied().flatten(),
+                dirty: false,
+                oldest_recv: 0,
+                last_recv: 0,
+                seq: 0,
+                gaps: metrics.gaps.with_label_values(&labels),
+                checksum_failures: metrics.checksum_failures.with_label_values(&labels),
+                resyncs: metrics.resyncs.with_label_values(&labels),
+                trades: metrics.trades.with_label_values(&labels),
+                live: metrics.book_live.with_label_values(&labels),
+            };
+            slot.live.set(0);
+            lookup[*conn].1.insert(native.clone(), slots.len());
+            slots.push(slot);
+        }
+        Self {
+            hub,
+            metrics,
+            rx,
+            slots,
+            symbols,
+            lookup,
+            unknown_books: 0,
+        }
+    }
+
+    /// Runs until `cancel` fires or every connection is gone.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        loop {
+            let first = tokio::select! {
+                () = cancel.cancelled() => break,
+                u = self.rx.recv() => match u {
+                    Some(u) => u,
+                    None => break,
+                },
+            };
+            self.apply(&first);
+            let mut n = 1;
+            while n < BATCH {
+                match self.rx.try_recv() {
+                    Ok(u) => {
+                        self.apply(&u);
+                        n += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.publish();
+        }
+        tracing::debug!(unknown_books = self.unknown_books, "venue engine stopped");
+    }
+
+    fn conn_of(&self, venue: VenueKind) -> Option<usize> {
+        self.lookup.iter().position(|(v, _)| *v == venue)
+    }
+
+    /// Applies one update to the books (publishing is separate).
+    pub fn apply(&mut self, u: &VenueUpdate) {
+        let Some(conn) = self.conn_of(u.venue) else {
+            return;
+        };
+        if u.lagged > 0 {
+            // Events of this connection were lost: none of its books can be trusted until
+            // its next snapshot.
+            for i in 0..self.slots.len() {
+                if self.slots[i].conn == conn {
+                    self.set_state(i, BookState::Stale, u.recv_ns);
+                }
+            }
+        }
+        let slot = match self.lookup[conn].1.get(&*u.symbol) {
+            Some(&s) => s,
+            None => {
+                // An event about no book (or a book not configured): nothing to show.
+                if !u.symbol.is_empty() {
+                    self.unknown_books += 1;
+                }
+                return;
+            }
+        };
+        match u.event {
+            Event::Snapshot { .. } => {
+                let s = &mut self.slots[slot];
+                s.book.clear();
+                self.symbols[s.symbol].consolidated.clear_venue(s.venue_idx);
+                self.set_state(slot, BookState::Syncing, u.recv_ns);
+            }
+            Event::Level {
+                side, price, qty, ..
+            } => {
+                let s = &mut self.slots[slot];
+                if s.state == BookState::Stale {
+                    return;
+                }
+                s.book.set(
+                    side,
+                    price,
+                    Level {
+                        qty,
+                        price_decimals: 0,
+                        qty_decimals: 0,
+                    },
+                );
+                self.symbols[s.symbol]
+                    .consolidated
+                    .set(s.venue_idx, side, price, qty);
+                self.touch(slot, u.recv_ns);
+            }
+            Event::Applied { .. } => {
+                // A stale book (a gap, a checksum failure, lost events) comes back only
+                // through a snapshot, whatever the venue applies meanwhile.
+                if self.slots[slot].state == BookState::Stale {
+                    return;
+                }
+                self.truncate(slot);
+                self.set_state(slot, BookState::Live, u.recv_ns);
+                self.touch(slot, u.recv_ns);
+            }
+            Event::ResyncNeeded { reason, .. } => {
+                let s = &self.slots[slot];
+                s.resyncs.inc();
+                match reason {
+                    mbo_venues::ResyncReason::Gap { .. } => s.gaps.inc(),
+                    mbo_venues::ResyncReason::Checksum { .. } => s.checksum_failures.inc(),
+                    _ => {}
+                }
+                self.set_state(slot, BookState::Stale, u.recv_ns);
+            }
+            Event::Reset { .. } => {
+                self.slots[slot].book.clear();
+                self.set_state(slot, BookState::Syncing, u.recv_ns);
+            }
+            Event::Trade(t) => self.trade(slot, conn, &t, u.recv_ns),
+            _ => {}
+        }
+    }
+
+    fn touch(&mut self, slot: usize, recv_ns: u64) {
+        let s = &mut self.slots[slot];
+        s.dirty = true;
+        if s.oldest_recv == 0 {
+            s.oldest_recv = recv_ns;
+        }
+        s.last_recv = s.last_recv.max(recv_ns);
+        let sym = &mut self.symbols[s.symbol];
+        sym.dirty = true;
+        sym.last_recv = sym.last_recv.max(recv_ns);
+    }
+
+    fn set_state(&mut self, slot: usize, state: BookState, recv_ns: u64) {
+        let s = &mut self.slots[slot];
+        if s.state == state {
+            return;
+        }
+        s.state = state;
+        s.live.set(i64::from(state == BookState::Live));
+        if state != BookState::Live {
+            // A book that is not live contributes nothing to the consolidated book.
+            self.symbols[s.symbol].consolidated.clear_venue(s.venue_idx);
+        }
+        self.touch(slot, recv_ns);
+    }
+
+    /// Kraken: keep the subscribed depth, as the venue's own book does.
+    fn truncate(&mut self, slot: usize) {
+        let s = &mut self.slots[slot];
+        let Some(depth) = s.truncate else { return };
+        for side in [Side::Bid, Side::Ask] {
+            if s.book.len(side) <= depth {
+                continue;
+            }
+            let extra: Vec<i64> = s.book.levels(side).skip(depth).map(|l| l.price).collect();
+            for price in extra {
+                s.book.set(
+                    side,
+                    price,
+                    Level {
+                        qty: Qty(0),
+                        price_decimals: 0,
+                        qty_decimals: 0,
+                    },
+                );
+                self.symbols[s.symbol]
+                    .consolidated
+                    .set(s.venue_idx, side, price, Qty(0));
+            }
+        }
+    }
+
+    fn trade(&mut self, slot: usize, conn: usize, t: &mbo_venues::Trade, recv_ns: u64) {
+        let s = &self.slots[slot];
+        s.trades.inc();
+        let c = &self.hub.connections[conn];
+        if t.venue_time_ns > 0 {
+            let lat = i128::from(recv_ns) - i128::from(t.venue_time_ns);
+            c.exchange_latency
+                .record(i64::try_from(lat).unwrap_or(i64::MAX));
+        }
+        let sym = &mut self.symbols[s.symbol];
+        sym.trade_seq += 1;
+        sym.trades.push(VenueTrade {
+            seq: sym.trade_seq,
+            venue: c.venue.name(),
+            price: t.price,
+            size: t.qty,
+            side: match t.side {
+                Aggressor::Buy => b'B',
+                Aggressor::Sell => b'A',
+                Aggressor::Unknown => b'N',
+            },
+            venue_ts: t.venue_time_ns,
+            recv_ns,
+        });
+    }
+
+    /// Publishes every book that changed, then each symbol's batch.
+    pub fn publish(&mut self) {
+        let now = now_ns();
+        let mut batches: Vec<Option<VenueUpdateBatch>> =
+            (0..self.symbols.len()).map(|_| None).collect();
+        for i in 0..self.slots.len() {
+            if !self.slots[i].dirty {
+                continue;
+            }
+            let frame = Arc::new(self.venue_frame(i, now));
+            let s = &mut self.slots[i];
+            s.dirty = false;
+            let entry = &self.hub.symbols[s.symbol].books[s.book_pos];
+            entry.frame.store(frame.clone());
+            if s.oldest_recv > 0 {
+                let lat = now.saturating_sub(s.oldest_recv);
+                self.hub.connections[s.conn]
+                    .publish_latency
+                    .record(i64::try_from(lat).unwrap_or(i64::MAX));
+                s.oldest_recv = 0;
+            }
+            batches[s.symbol]
+                .get_or_insert_with(VenueUpdateBatch::default)
+                .frames
+                .push((s.book_pos, frame));
+        }
+        for (i, batch) in batches.iter_mut().enumerate() {
+            let sym = &mut self.symbols[i];
+            if !sym.dirty && sym.trades.is_empty() {
+                continue;
+            }
+            let b = batch.get_or_insert_with(VenueUpdateBatch::default);
+            if sym.dirty {
+                sym.dirty = false;
+                let frame = Arc::new(self.consolidated_frame(i, now));
+                self.hub.symbols[i].books[0].frame.store(frame.clone());
+                b.frames.insert(0, (0, frame));
+            }
+            let sym = &mut self.symbols[i];
+            b.trades = std::mem::take(&mut sym.trades);
+        }
+        for (i, batch) in batches.into_iter().enumerate() {
+            if let Some(b) = batch {
+                // No receiver (no stream open) is fine: the frames are stored.
+                let _ = self.hub.symbols[i].updates.send(Arc::new(b));
+            }
+        }
+    }
+
+    fn venue_frame(&mut self, i: usize, now: u64) -> VenueFrame {
+        let s = &mut self.slots[i];
+        s.seq += 1;
+        let entry = &self.hub.symbols[s.symbol].books[s.book_pos];
+        let sym = &self.symbols[s.symbol];
+        let level = |l: mbo_venues::LevelView| {
+            let mut by_venue = [Qty(0); MAX_VENUES];
+            by_venue[s.venue_idx] = l.level.qty;
+            VenueLevel {
+                price: l.price,
+                size: l.level.qty,
+                by_venue,
+            }
+        };
+        let bids: Vec<VenueLevel> = s
+            .book
+            .levels(Side::Bid)
+            .take(VENUE_FRAME_DEPTH)
+            .map(level)
+            .collect();
+        let asks: Vec<VenueLevel> = s
+            .book
+            .levels(Side::Ask)
+            .take(VENUE_FRAME_DEPTH)
+            .map(level)
+            .collect();
+        let bit = 1u8 << s.venue_idx;
+        let mut f = VenueFrame::empty(
+            self.hub.symbols[s.symbol].symbol.clone(),
+            entry.venue,
+            entry.native_symbol.clone(),
+            sym.venues.clone(),
+            s.state,
+        );
+        f.live_mask = if s.state == BookState::Live { bit } else { 0 };
+        f.seq = s.seq;
+        f.server_ts = now;
+        f.ts_recv = s.last_recv;
+        f.crossed = match (bids.first(), asks.first()) {
+            (Some(b), Some(a)) if b.price >= a.price => Some((bit, bit)),
+            _ => None,
+        };
+        f.bid_levels = s.book.len(Side::Bid) as u64;
+        f.ask_levels = s.book.len(Side::Ask) as u64;
+        f.bids = bids;
+        f.asks = asks;
+        f
+    }
+
+    fn consolidated_frame(&mut self, i: usize, now: u64) -> VenueFrame {
+        let sym = &mut self.symbols[i];
+        sym.seq += 1;
+        let cons = &sym.consolidated;
+        let level = |(price, sizes): (i64, &[(usize, Qty)])| {
+            let mut by_venue = [Qty(0); MAX_VENUES];
+            let mut total = 0u128;
+            for &(v, q) in sizes {
+                if let Some(slot) = by_venue.get_mut(v) {
+                    *slot = q;
+                }
+                total = total.saturating_add(q.0);
+            }
+            VenueLevel {
+                price,
+                size: Qty(total),
+                by_venue,
+            }
+        };
+        let bids: Vec<VenueLevel> = cons
+            .iter_side(Side::Bid)
+            .take(VENUE_FRAME_DEPTH)
+            .map(level)
+            .collect();
+        let asks: Vec<VenueLevel> = cons
+            .iter_side(Side::Ask)
+            .take(VENUE_FRAME_DEPTH)
+            .map(level)
+            .collect();
+        let live_mask = self
+            .slots
+            .iter()
+            .filter(|s| s.symbol == i && s.state == BookState::Live)
+            .fold(0u8, |m, s| m | (1 << s.venue_idx));
+        let mask = |l: &VenueLevel| {
+            l.by_venue
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| !q.is_zero())
+                .fold(0u8, |m, (v, _)| m | (1 << v))
+        };
+        let sym = &self.symbols[i];
+        let all_syncing = live_mask == 0;
+        let mut f = VenueFrame::empty(
+            self.hub.symbols[i].symbol.clone(),
+            crate::venues::frame::CONSOLIDATED,
+            None,
+            sym.venues.clone(),
+            if all_syncing {
+                BookState::Syncing
+            } else {
+                BookState::Live
+            },
+        );
+        f.live_mask = live_mask;
+        f.seq = sym.seq;
+        f.server_ts = now;
+        f.ts_recv = sym.last_recv;
+        f.crossed = match (bids.first(), asks.first()) {
+            (Some(b), Some(a)) if b.price >= a.price => Some((mask(b), mask(a))),
+            _ => None,
+        };
+        f.bid_levels = sym.consolidated.len(Side::Bid) as u64;
+        f.ask_levels = sym.consolidated.len(Side::Ask) as u64;
+        f.bids = bids;
+        f.asks = asks;
+        f
+    }
+
+    /// The metrics handles (for the sampler).
+    pub fn metrics(&self) -> &VenueMetrics {
+        &self.metrics
+    }
+}
