@@ -23,6 +23,9 @@
 //! `tokio::sync::watch` channel. Connections are independent tasks: one venue down never
 //! stalls another. Shutdown: cancel the [`CancellationToken`]; the task closes its socket and
 //! returns the venue state machine (its books and counters).
+//!
+//! [`player`] is the other side: a loopback venue endpoint that plays a recording in the
+//! venue's framing (WebSocket and Binance REST snapshots), for tests, benchmarks and demos.
 #![deny(missing_docs)]
 
 mod backoff;
@@ -30,6 +33,7 @@ mod config;
 mod connection;
 mod error;
 mod health;
+pub mod player;
 pub mod protocol;
 
 pub use backoff::Backoff;
