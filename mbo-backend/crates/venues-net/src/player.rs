@@ -461,7 +461,8 @@ fn answer(venue: VenueKind, text: &str) -> (Vec<String>, bool) {
         },
         VenueKind::Binance | VenueKind::BinanceFutures => match v["method"].as_str() {
             Some(m @ ("SUBSCRIBE" | "UNSUBSCRIBE")) => (
-                vec![json!({"result": null, "id": v["id"]}).to_string()],
+                // Binance's own key order.
+                vec![format!(r#"{{"result":null,"id":{}}}"#, v["id"])],
                 m == "SUBSCRIBE",
             ),
             _ => (Vec::new(), false),

@@ -370,3 +370,64 @@ async fn binance_loop_closes_the_socket_and_the_client_bridges_again() {
     .await
     .expect("test took too long");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_tap_sees_every_frame_and_rest_body_as_received() {
+    use mbo_venues_net::{spawn_with, RawKind};
+    timeout(TEST, async {
+        let ws_text = read(BINANCE_WS);
+        let http_text = read(BINANCE_HTTP);
+        let frames = read_frames(&ws_text).unwrap();
+        let snaps = read_cryptofeed_http(&http_text).unwrap();
+        let syms = ["NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"];
+        let cancel = CancellationToken::new();
+        let (ws, rest, _) =
+            start(player_config(VenueKind::Binance, &frames, &snaps), &cancel).await;
+        let mut cfg = ConnectionConfig::new(VenueKind::Binance, &syms).unwrap();
+        cfg.ws_url.clone_from(&ws);
+        cfg.rest_url = rest;
+        let (tap, mut raw) = tokio::sync::mpsc::channel(10_000);
+        let c = cancel.child_token();
+        let mut handle = spawn_with(cfg, None, Some(tap), c.clone()).unwrap();
+        let total = frames.len() as u64 + 1;
+        let h = wait_health(&mut handle.health, |h| {
+            h.messages == total && h.snapshots_fetched == 4
+        })
+        .await;
+        c.cancel();
+        handle.join().await.unwrap();
+        cancel.cancel();
+        assert_eq!(h.raw_dropped, 0);
+        let mut got = Vec::new();
+        while let Some(f) = raw.recv().await {
+            got.push(f);
+        }
+        assert_eq!(got[0].kind, RawKind::Connected { url: ws });
+        let texts: Vec<&str> = got
+            .iter()
+            .filter(|f| f.kind == RawKind::Ws)
+            .map(|f| f.text.as_str())
+            .collect();
+        assert_eq!(texts[0], r#"{"result":null,"id":1}"#);
+        assert_eq!(
+            &texts[1..],
+            frames.iter().map(|f| f.text).collect::<Vec<_>>()
+        );
+        let rest: Vec<_> = got
+            .iter()
+            .filter_map(|f| match &f.kind {
+                RawKind::Rest { symbol, url } => Some((symbol, url, &f.text)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rest.len(), 4);
+        for (symbol, url, body) in rest {
+            assert!(url.contains(&format!("symbol={symbol}")), "{url}");
+            let s = snaps.iter().find(|s| &s.symbol == symbol).unwrap();
+            assert_eq!(body, s.body);
+        }
+        assert!(got.windows(2).all(|w| w[0].recv_ns <= w[1].recv_ns));
+    })
+    .await
+    .expect("test took too long");
+}
