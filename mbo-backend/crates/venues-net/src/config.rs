@@ -21,7 +21,8 @@ pub struct ConnectionConfig {
     /// Book depth: Bybit topic depth (1, 50, 200, 1000), Kraken subscription depth (10, 25,
     /// 100, 500, 1000), Binance REST snapshot `limit`. `None`: the venue default.
     pub depth: Option<usize>,
-    /// Printed decimals (Kraken v2 checksums; `None`: the digits as received).
+    /// Printed decimals (Kraken v2 checksums; `None`: the pair's from the `instrument`
+    /// channel, which the connector subscribes to, else the digits as received).
     pub precision: Option<Precision>,
     /// Also subscribe to trades.
     pub trades: bool,

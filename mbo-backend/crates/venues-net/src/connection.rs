@@ -32,6 +32,36 @@ pub struct VenueUpdate {
     pub event: Event,
 }
 
+/// What a [`RawFrame`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawKind {
+    /// A WebSocket handshake to `url` completed (the frame's text is empty).
+    Connected {
+        /// The WebSocket URL.
+        url: String,
+    },
+    /// A text frame received on the WebSocket.
+    Ws,
+    /// A REST snapshot body (Binance).
+    Rest {
+        /// The venue symbol.
+        symbol: String,
+        /// The URL requested.
+        url: String,
+    },
+}
+
+/// A frame exactly as received, for recording (see [`Connection::with_raw_tap`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    /// Receive time, nanoseconds since the Unix epoch.
+    pub recv_ns: u64,
+    /// WebSocket frame, REST body or connect.
+    pub kind: RawKind,
+    /// The text as received.
+    pub text: String,
+}
+
 /// A running connection task.
 pub struct ConnectionHandle {
     /// Health, updated as frames arrive.
@@ -66,7 +96,21 @@ pub fn spawn(
     sink: Option<mpsc::Sender<VenueUpdate>>,
     cancel: CancellationToken,
 ) -> Result<ConnectionHandle> {
-    let (conn, health) = Connection::new(config, sink)?;
+    spawn_with(config, sink, None, cancel)
+}
+
+/// [`spawn`] with an optional raw-frame tap (see [`Connection::with_raw_tap`]).
+///
+/// # Errors
+/// [`Error::Unsupported`] for a venue without a live connector.
+pub fn spawn_with(
+    config: ConnectionConfig,
+    sink: Option<mpsc::Sender<VenueUpdate>>,
+    tap: Option<mpsc::Sender<RawFrame>>,
+    cancel: CancellationToken,
+) -> Result<ConnectionHandle> {
+    let (mut conn, health) = Connection::new(config, sink)?;
+    conn.tap = tap;
     let task = tokio::spawn(conn.run(cancel));
     Ok(ConnectionHandle { health, task })
 }
@@ -137,6 +181,7 @@ pub struct Connection {
     venue: Box<dyn Venue + Send>,
     health: watch::Sender<Health>,
     sink: Option<mpsc::Sender<VenueUpdate>>,
+    tap: Option<mpsc::Sender<RawFrame>>,
     lagged: u64,
     symbols: Vec<Arc<str>>,
     http: Option<reqwest::Client>,
@@ -195,6 +240,7 @@ impl Connection {
                 venue,
                 health,
                 sink,
+                tap: None,
                 lagged: 0,
                 symbols: Vec::new(),
                 http,
@@ -203,6 +249,32 @@ impl Connection {
             },
             rx,
         ))
+    }
+
+    /// Also sends every received text frame, REST snapshot body and completed handshake,
+    /// with its receive time, to `tap` (for recording). Like events, with `try_send`: the
+    /// reader never waits; a frame that does not fit is dropped and counted in
+    /// [`Health::raw_dropped`]. A closed receiver stops the tap.
+    #[must_use]
+    pub fn with_raw_tap(mut self, tap: mpsc::Sender<RawFrame>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    fn record(&mut self, recv_ns: u64, kind: RawKind, text: &str) {
+        let Some(tap) = &self.tap else { return };
+        let frame = RawFrame {
+            recv_ns,
+            kind,
+            text: text.to_owned(),
+        };
+        match tap.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.health.send_modify(|h| h.raw_dropped += 1);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.tap = None,
+        }
     }
 
     fn set_state(&self, state: ConnState) {
@@ -262,6 +334,8 @@ impl Connection {
             h.connects += 1;
             h.state = ConnState::Subscribing;
         });
+        let url = self.cfg.ws_url.clone();
+        self.record(now_ns(), RawKind::Connected { url }, "");
         for m in protocol::subscribe_messages(&self.cfg) {
             ws.send(Message::text(m)).await?;
         }
@@ -380,6 +454,14 @@ impl Connection {
         match body {
             Ok(body) => {
                 let recv_ns = now_ns();
+                if self.tap.is_some() {
+                    let url = protocol::snapshot_url(&self.cfg, &symbol).unwrap_or_default();
+                    let kind = RawKind::Rest {
+                        symbol: symbol.clone(),
+                        url,
+                    };
+                    self.record(recv_ns, kind, &body);
+                }
                 self.venue
                     .on_rest_snapshot(&symbol, &body, &mut self.events);
                 self.health.send_modify(|h| {
@@ -400,6 +482,7 @@ impl Connection {
 
     fn on_text(&mut self, text: &str, s: &mut Session) {
         let recv_ns = now_ns();
+        self.record(recv_ns, RawKind::Ws, text);
         if protocol::is_shutdown_notice(self.cfg.venue, text) {
             s.shutdown_notice = true;
         } else {

@@ -67,6 +67,8 @@ pub struct Health {
     pub server_pings: u64,
     /// Events dropped because the consumer's channel was full.
     pub events_dropped: u64,
+    /// Raw frames dropped because the raw tap's channel was full.
+    pub raw_dropped: u64,
     /// Receive time of the last frame, nanoseconds since the Unix epoch (0: none yet).
     pub last_recv_ns: u64,
     /// Receive time minus venue time of the last trade that carried one, nanoseconds (the

@@ -23,6 +23,13 @@
 //! `tokio::sync::watch` channel. Connections are independent tasks: one venue down never
 //! stalls another. Shutdown: cancel the [`CancellationToken`]; the task closes its socket and
 //! returns the venue state machine (its books and counters).
+//!
+//! A raw-frame tap ([`spawn_with`], [`Connection::with_raw_tap`]) sends every received text
+//! frame and REST body with its receive time ([`RawFrame`]) to a second bounded channel, for
+//! recording; same policy (`try_send`, drops counted in [`Health::raw_dropped`]).
+//!
+//! [`player`] is the other side: a loopback venue endpoint that plays a recording in the
+//! venue's framing (WebSocket and Binance REST snapshots), for tests, benchmarks and demos.
 #![deny(missing_docs)]
 
 mod backoff;
@@ -30,11 +37,14 @@ mod config;
 mod connection;
 mod error;
 mod health;
+pub mod player;
 pub mod protocol;
 
 pub use backoff::Backoff;
 pub use config::ConnectionConfig;
-pub use connection::{spawn, Connection, ConnectionHandle, VenueUpdate};
+pub use connection::{
+    spawn, spawn_with, Connection, ConnectionHandle, RawFrame, RawKind, VenueUpdate,
+};
 pub use error::{Error, Result};
 pub use health::{ConnState, GapInfo, Health};
 pub use tokio_util::sync::CancellationToken;

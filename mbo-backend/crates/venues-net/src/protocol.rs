@@ -106,6 +106,10 @@ pub fn subscribe_messages(cfg: &ConnectionConfig) -> Vec<String> {
                     "params": {"channel": "trade", "symbol": symbols, "snapshot": false},
                     "req_id": 2}));
             }
+            // The pairs' printed decimals, so checksums hash the venue's digits.
+            v.push(json!({"method": "subscribe",
+                "params": {"channel": "instrument", "snapshot": true},
+                "req_id": 3}));
             v
         }
         VenueKind::Coinbase => coinbase(cfg, "subscribe", &symbols, false),
@@ -211,6 +215,10 @@ mod tests {
         assert_eq!(
             v(&m[1]),
             json!({"method":"subscribe","params":{"channel":"trade","symbol":["BTC/USD"],"snapshot":false},"req_id":2})
+        );
+        assert_eq!(
+            v(&m[2]),
+            json!({"method":"subscribe","params":{"channel":"instrument","snapshot":true},"req_id":3})
         );
         let r = resubscribe_messages(&c, "BTC/USD", 10);
         assert_eq!(v(&r[0])["method"], "unsubscribe");

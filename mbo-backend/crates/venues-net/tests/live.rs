@@ -103,11 +103,15 @@ async fn kraken_v2() {
 
     let sub_book = json!({"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD"],"depth":10,"snapshot":true},"req_id":1});
     let sub_trade = json!({"method":"subscribe","params":{"channel":"trade","symbol":["BTC/USD"],"snapshot":false},"req_id":2});
+    // The pairs' printed decimals (this recording gets them from `cfg.precision` instead).
+    let sub_instrument =
+        json!({"method":"subscribe","params":{"channel":"instrument","snapshot":true},"req_id":3});
 
     // Session 1: the recording up to the cut, then the server drops TCP (no close frame).
     let mut ws = server.accept().await;
     assert_eq!(recv_json(&mut ws).await, sub_book);
     assert_eq!(recv_json(&mut ws).await, sub_trade);
+    assert_eq!(recv_json(&mut ws).await, sub_instrument);
     send_all(&mut ws, frames[..cut].iter().map(|f| f.text)).await;
     ws.get_mut().shutdown().await.unwrap();
     tokio::spawn(drain(ws));
@@ -116,6 +120,7 @@ async fn kraken_v2() {
     let mut ws = server.accept().await;
     assert_eq!(recv_json(&mut ws).await, sub_book);
     assert_eq!(recv_json(&mut ws).await, sub_trade);
+    assert_eq!(recv_json(&mut ws).await, sub_instrument);
     let ping = recv_json(&mut ws).await;
     assert_eq!(ping["method"], "ping", "{ping}");
     assert!(ping["req_id"].is_u64(), "{ping}");
@@ -553,6 +558,8 @@ async fn kraken_v2_checksum_resync() {
     let mut ws = server.accept().await;
     let sub = recv_json(&mut ws).await;
     assert_eq!(sub["params"]["channel"], "book");
+    let instrument = recv_json(&mut ws).await;
+    assert_eq!(instrument["params"]["channel"], "instrument");
     let mut first: Vec<&str> = frames[..k].iter().map(|f| f.text).collect();
     first.push(&bad);
     send_all(&mut ws, first).await;
