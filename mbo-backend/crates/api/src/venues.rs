@@ -141,6 +141,7 @@ impl Venues {
         let mut tasks = Vec::new();
         let mut natives: Vec<Vec<Arc<str>>> = Vec::new();
         let mut truncate = Vec::new();
+        let mut resync = Vec::new();
         for &venue in &config.venues {
             let mut symbols = Vec::new();
             for s in &config.symbols {
@@ -167,7 +168,9 @@ impl Venues {
             truncate.push((venue == VenueKind::Kraken).then(|| cfg.book_depth()));
             let url = cfg.ws_url.clone();
             let (conn, health) = Connection::new(cfg, Some(tx.clone()))?;
-            tasks.push(conn);
+            let (resync_tx, resync_rx) = mpsc::channel(64);
+            tasks.push(conn.with_resync_requests(resync_rx));
+            resync.push(Some(resync_tx));
             natives.push(symbols.iter().map(|s| Arc::from(s.as_str())).collect());
             connections.push(ConnectionEntry {
                 venue,
@@ -184,7 +187,8 @@ impl Venues {
             &hub,
             &mut health::Sampler::new(&hub),
         )));
-        let engine = VenueEngine::new(hub.clone(), metrics.clone(), rx, &layout, &truncate);
+        let engine = VenueEngine::new(hub.clone(), metrics.clone(), rx, &layout, &truncate)
+            .with_resync(resync);
         let cancel = shutdown.child_token();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

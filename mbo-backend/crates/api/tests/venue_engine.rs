@@ -21,6 +21,8 @@ struct Rig {
     hub: Arc<VenueHub>,
     engine: VenueEngine,
     recv: u64,
+    /// Resync requests the engine sent, per connection.
+    resync: Vec<mpsc::Receiver<Arc<str>>>,
 }
 
 fn rig(venues: &[(VenueKind, &str)]) -> Rig {
@@ -44,11 +46,20 @@ fn rig(venues: &[(VenueKind, &str)]) -> Rig {
         .map(|(v, _)| (*v == VenueKind::Kraken).then_some(10))
         .collect();
     let (_tx, rx) = mpsc::channel(1);
-    let engine = VenueEngine::new(hub.clone(), metrics, rx, &layout, &truncate);
+    let (senders, resync): (Vec<_>, Vec<_>) = venues
+        .iter()
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(4);
+            (Some(tx), rx)
+        })
+        .unzip();
+    let engine =
+        VenueEngine::new(hub.clone(), metrics, rx, &layout, &truncate).with_resync(senders);
     Rig {
         hub,
         engine,
         recv: 1,
+        resync,
     }
 }
 
@@ -259,6 +270,19 @@ fn consolidated_book_merges_venues_flags_the_cross_and_drops_stale_venues() {
     let all = r.frame_of("consolidated");
     assert_eq!((all.live_mask, all.bid_levels, all.ask_levels), (0, 0, 0));
     assert_eq!(all.state, BookState::Syncing);
+    // ... and the engine asked the Coinbase connection (only it) for a fresh snapshot.
+    assert_eq!(r.resync[1].try_recv().unwrap().as_ref(), "SKL-USD");
+    assert!(r.resync[1].try_recv().is_err());
+    assert!(r.resync[0].try_recv().is_err());
+    // A snapshot brings the book back.
+    let snapshot = read_frames(&ctext)
+        .unwrap()
+        .into_iter()
+        .find(|f| f.text.contains("\"snapshot\"") && f.text.contains("SKL-USD"))
+        .unwrap();
+    r.frame(VenueKind::Coinbase, c.as_mut(), snapshot.text, 0);
+    assert_eq!(r.frame_of("coinbase").state, BookState::Live);
+    assert_eq!(r.frame_of("consolidated").live_mask, 0b10);
 
     // A reconnect: the book is unknown until its next snapshot.
     r.event(VenueKind::Kraken, k.as_ref(), Event::Reset { book: 0 }, 0);

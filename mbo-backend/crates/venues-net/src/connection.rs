@@ -144,6 +144,17 @@ fn book_of(e: &Event) -> Option<usize> {
     }
 }
 
+/// The next resync request; never, without a (live) request channel.
+async fn next_request(rx: &mut Option<mpsc::Receiver<Arc<str>>>) -> Arc<str> {
+    if let Some(r) = rx {
+        if let Some(symbol) = r.recv().await {
+            return symbol;
+        }
+    }
+    *rx = None;
+    std::future::pending().await
+}
+
 /// Waits for the next ping tick; never, without a ping interval.
 async fn tick(ping: &mut Option<tokio::time::Interval>) {
     match ping {
@@ -182,6 +193,7 @@ pub struct Connection {
     health: watch::Sender<Health>,
     sink: Option<mpsc::Sender<VenueUpdate>>,
     tap: Option<mpsc::Sender<RawFrame>>,
+    resync_requests: Option<mpsc::Receiver<Arc<str>>>,
     lagged: u64,
     symbols: Vec<Arc<str>>,
     http: Option<reqwest::Client>,
@@ -241,6 +253,7 @@ impl Connection {
                 health,
                 sink,
                 tap: None,
+                resync_requests: None,
                 lagged: 0,
                 symbols: Vec::new(),
                 http,
@@ -258,6 +271,15 @@ impl Connection {
     #[must_use]
     pub fn with_raw_tap(mut self, tap: mpsc::Sender<RawFrame>) -> Self {
         self.tap = Some(tap);
+        self
+    }
+
+    /// Resyncs the books whose venue symbol arrives on `requests`, as if the venue had
+    /// reported a gap: a consumer that lost events (its channel overflowed) asks for fresh
+    /// snapshots this way instead of showing a stale book until the next reconnect.
+    #[must_use]
+    pub fn with_resync_requests(mut self, requests: mpsc::Receiver<Arc<str>>) -> Self {
+        self.resync_requests = Some(requests);
         self
     }
 
@@ -289,10 +311,11 @@ impl Connection {
     /// returns the venue state machine (books and counters) at the end.
     pub async fn run(mut self, cancel: CancellationToken) -> Box<dyn Venue + Send> {
         let mut failures = 0u32;
+        let mut requests = self.resync_requests.take();
         loop {
             self.set_state(ConnState::Connecting);
             let started = Instant::now();
-            let result = self.session(&cancel).await;
+            let result = self.session(&cancel, &mut requests).await;
             let err = match result {
                 Ok(Ended::Cancelled) => break,
                 Err(e) => e,
@@ -325,7 +348,11 @@ impl Connection {
         self.venue
     }
 
-    async fn session(&mut self, cancel: &CancellationToken) -> Result<Ended> {
+    async fn session(
+        &mut self,
+        cancel: &CancellationToken,
+        requests: &mut Option<mpsc::Receiver<Arc<str>>>,
+    ) -> Result<Ended> {
         let mut ws = tokio::select! {
             () = cancel.cancelled() => return Ok(Ended::Cancelled),
             ws = connect(&self.cfg.ws_url, self.cfg.connect_timeout) => ws?,
@@ -411,6 +438,11 @@ impl Connection {
                         ws.send(Message::text(m)).await?;
                         self.health.send_modify(|h| h.pings_sent += 1);
                     }
+                }
+                symbol = next_request(requests) => {
+                    tracing::info!(venue = %self.cfg.venue, %symbol, "resync requested by the consumer");
+                    self.health.send_modify(|h| h.resyncs += 1);
+                    self.resync(&symbol, Duration::ZERO, &mut s);
                 }
                 () = &mut idle => return Err(Error::Silence(silence)),
                 () = &mut expiry, if max_session.is_some() => {
@@ -550,27 +582,14 @@ impl Connection {
                         }
                         h.last_gap = Some(gap);
                     });
-                    match protocol::resync_action(self.cfg.venue) {
-                        ResyncAction::RestSnapshot => {
-                            // A snapshot older than the buffered diffs is fetched again after
-                            // a pause (REST weight); a gap needs one at once.
-                            let delay = if reason == ResyncReason::SnapshotTooOld {
-                                self.cfg.snapshot_retry
-                            } else {
-                                Duration::ZERO
-                            };
-                            self.fetch(symbol.to_string(), delay, s);
-                        }
-                        ResyncAction::Resubscribe => {
-                            self.req_id += 2;
-                            s.outbox.extend(protocol::resubscribe_messages(
-                                &self.cfg,
-                                &symbol,
-                                self.req_id,
-                            ));
-                            self.health.send_modify(|h| h.resubscribes += 1);
-                        }
-                    }
+                    // A snapshot older than the buffered diffs is fetched again after a
+                    // pause (REST weight); a gap needs one at once.
+                    let delay = if reason == ResyncReason::SnapshotTooOld {
+                        self.cfg.snapshot_retry
+                    } else {
+                        Duration::ZERO
+                    };
+                    self.resync(&symbol, delay, s);
                 }
                 Event::Applied { .. } => {
                     self.health.send_if_modified(|h| {
@@ -614,6 +633,23 @@ impl Connection {
                 lagged: self.lagged,
                 event: Event::Reset { book },
             });
+        }
+    }
+
+    /// Gets a fresh snapshot of `symbol`: a REST snapshot (after `delay`) or a
+    /// resubscription, per the venue.
+    fn resync(&mut self, symbol: &str, delay: Duration, s: &mut Session) {
+        match protocol::resync_action(self.cfg.venue) {
+            ResyncAction::RestSnapshot => self.fetch(symbol.to_owned(), delay, s),
+            ResyncAction::Resubscribe => {
+                self.req_id += 2;
+                s.outbox.extend(protocol::resubscribe_messages(
+                    &self.cfg,
+                    symbol,
+                    self.req_id,
+                ));
+                self.health.send_modify(|h| h.resubscribes += 1);
+            }
         }
     }
 

@@ -788,3 +788,46 @@ async fn tls_endpoint_failure_is_retried_not_fatal() {
     cancel.cancel();
     handle.join().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_resync_request_resubscribes_for_a_new_snapshot() {
+    timeout(TEST, consumer_resync())
+        .await
+        .expect("test took too long");
+}
+
+/// A consumer that lost events asks for a fresh snapshot of one book: the connector
+/// resubscribes it on the live session (no reconnect), like after a checksum failure.
+async fn consumer_resync() {
+    let text = read("kraken/python-kraken-sdk_orderbook-v2.json");
+    let frames = read_frames(&text).unwrap();
+    let mut server = WsServer::bind().await;
+    let mut cfg = ConnectionConfig::new(VenueKind::Kraken, &["BTC/USD"]).unwrap();
+    cfg.ws_url.clone_from(&server.url);
+    cfg.precision = Some(Precision { price: 1, qty: 8 });
+    cfg.trades = false;
+    cfg.silence_timeout = Duration::from_secs(30);
+    cfg.backoff = fast_backoff();
+    let (conn, mut health) = mbo_venues_net::Connection::new(cfg, None).unwrap();
+    let (requests, rx) = tokio::sync::mpsc::channel(4);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(conn.with_resync_requests(rx).run(cancel.clone()));
+
+    let mut ws = server.accept().await;
+    let sub = recv_json(&mut ws).await;
+    assert_eq!(sub["params"]["channel"], "book");
+    let _instrument = recv_json(&mut ws).await;
+    send_all(&mut ws, frames[..50].iter().map(|f| f.text)).await;
+    wait_health(&mut health, |h| h.messages == 50 && h.books_live == 1).await;
+    requests.send(Arc::from("BTC/USD")).await.unwrap();
+    let unsub = recv_json(&mut ws).await;
+    let resub = recv_json(&mut ws).await;
+    assert_eq!(unsub["method"], "unsubscribe", "{unsub}");
+    assert_eq!(resub["method"], "subscribe", "{resub}");
+    assert_eq!(resub["params"], sub["params"], "{resub}");
+    let h = wait_health(&mut health, |h| h.resubscribes == 1).await;
+    assert_eq!((h.reconnects, h.resyncs), (0, 1), "{h:?}");
+    cancel.cancel();
+    tokio::spawn(drain(ws));
+    let _ = task.await.unwrap();
+}

@@ -50,6 +50,7 @@ struct Slot {
     /// Index of the venue among the symbol's venues (the consolidated book's venue index).
     venue_idx: usize,
     conn: usize,
+    native: Arc<str>,
     book: L2Book,
     state: BookState,
     /// Kraken: levels kept per side.
@@ -86,6 +87,8 @@ pub struct VenueEngine {
     symbols: Vec<SymbolState>,
     /// Per connection: venue symbol → slot.
     lookup: Vec<(VenueKind, HashMap<Arc<str>, usize>)>,
+    /// Per connection: where to ask for fresh snapshots after lost events.
+    resync: Vec<Option<mpsc::Sender<Arc<str>>>>,
     unknown_books: u64,
 }
 
@@ -145,6 +148,7 @@ impl VenueEngine {
                 book_pos: *book_pos,
                 venue_idx: book_pos - 1,
                 conn: *conn,
+                native: native.clone(),
                 book: L2Book::new(),
                 state: BookState::Syncing,
                 truncate: truncate.get(*conn).copied().flatten(),
@@ -169,8 +173,17 @@ impl VenueEngine {
             slots,
             symbols,
             lookup,
+            resync: Vec::new(),
             unknown_books: 0,
         }
+    }
+
+    /// Where to ask each connection (by index) for fresh snapshots of books whose events
+    /// were lost ([`mbo_venues_net::Connection::with_resync_requests`]).
+    #[must_use]
+    pub fn with_resync(mut self, senders: Vec<Option<mpsc::Sender<Arc<str>>>>) -> Self {
+        self.resync = senders;
+        self
     }
 
     /// Runs until `cancel` fires or every connection is gone.
@@ -212,8 +225,13 @@ impl VenueEngine {
             // Events of this connection were lost: none of its books can be trusted until
             // its next snapshot.
             for i in 0..self.slots.len() {
-                if self.slots[i].conn == conn {
+                if self.slots[i].conn == conn && self.slots[i].state != BookState::Stale {
                     self.set_state(i, BookState::Stale, u.recv_ns);
+                    // Without a fresh snapshot the book would stay stale until the next
+                    // reconnect: ask for one (a full request channel means one is pending).
+                    if let Some(Some(tx)) = self.resync.get(conn) {
+                        let _ = tx.try_send(self.slots[i].native.clone());
+                    }
                 }
             }
         }
