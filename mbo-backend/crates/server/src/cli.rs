@@ -45,6 +45,12 @@ pub enum Command {
     /// Play a crypto venue recording through that venue's parser and book sync; print one
     /// JSON line per (venue, symbol): messages, gaps, resyncs, checksums, final best bid/ask.
     VenueReplay(crate::venue_replay::VenueReplayArgs),
+    /// Serve a crypto venue recording on loopback in the venue's framing (WebSocket, and
+    /// Binance REST snapshots) until SIGINT/SIGTERM; print its URLs as one JSON line.
+    VenueSim(crate::venue_sim::VenueSimArgs),
+    /// Record live venue connections' raw frames (and Binance REST snapshots) with receive
+    /// times, in the cryptofeed raw formats `mbo venue-replay` reads.
+    Record(crate::record::RecordArgs),
 }
 
 /// `mbo simulate`.

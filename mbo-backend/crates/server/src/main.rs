@@ -8,11 +8,13 @@ mod export;
 mod fetch;
 mod loadtest;
 mod output;
+mod record;
 mod replay_cmd;
 mod serve;
 mod simulate;
 mod stats;
 mod venue_replay;
+mod venue_sim;
 
 use std::process::ExitCode;
 
@@ -38,6 +40,8 @@ fn main() -> ExitCode {
         Some(cli::Command::Loadtest(args)) => loadtest::run(&args),
         Some(cli::Command::Db(args)) => db::run(&args),
         Some(cli::Command::VenueReplay(args)) => venue_replay::run(&args),
+        Some(cli::Command::VenueSim(args)) => venue_sim::run(&args),
+        Some(cli::Command::Record(args)) => record::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,7 +44,7 @@ pub struct VenueReplayArgs {
     pub depth: Option<usize>,
 }
 
-fn parse_venue(s: &str) -> Result<VenueKind, String> {
+pub(crate) fn parse_venue(s: &str) -> Result<VenueKind, String> {
     s.parse()
         .map_err(|e: mbo_venues::UnknownVenue| e.to_string())
 }
