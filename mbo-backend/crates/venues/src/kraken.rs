@@ -85,13 +85,17 @@ fn touches_top(book: &L2Book, levels: &[(Side, i64, Level)], depth: usize) -> bo
     })
 }
 
-/// One top level's checksum digits (price then size), reused while the level is unchanged.
+/// Bytes kept per top level for its checksum digits (price then size); a level that needs
+/// more (never seen: Kraken's are ~15) makes that message's checksum a full recomputation.
+const SLOT: usize = 64;
+
+/// One top level of the last checksummed book: its digits are `prev[start..start + len]`.
 #[derive(Debug, Clone, Copy)]
-struct Rendered {
+struct Cached {
     price: i64,
     level: Level,
+    start: u16,
     len: u8,
-    bytes: [u8; 64],
 }
 
 /// Per book: the CRC of its top levels while they are unchanged (deep books such as
@@ -99,22 +103,47 @@ struct Rendered {
 /// recomputation renders only the levels that changed (rendering the 40 numbers was most of
 /// the cost of a Kraken message). Every message's checksum is still compared; in debug builds
 /// each cached value is checked against a full recomputation.
+///
+/// The digits live in one buffer (asks, then bids: the CRC's input) and each level's are
+/// copied from the last buffer as a fixed [`SLOT`]-byte block (no `memcpy` call, no per-level
+/// copies of the digits elsewhere); `buf` and `prev` swap roles on every recomputation.
 #[derive(Debug, Clone, Default)]
 struct TopCache {
     crc: Option<u32>,
-    asks: Vec<Rendered>,
-    bids: Vec<Rendered>,
-    next: Vec<Rendered>,
+    asks: Vec<Cached>,
+    bids: Vec<Cached>,
+    next: Vec<Cached>,
+    buf: Vec<u8>,
+    prev: Vec<u8>,
 }
 
 impl TopCache {
     /// The checksum of `book`, reusing the digits of unchanged top levels.
     fn checksum(&mut self, book: &L2Book, precision: Option<Precision>) -> u32 {
-        let mut buf = [0u8; 1280];
+        self.try_checksum(book, precision).unwrap_or_else(|| {
+            // The cached offsets may now point into the wrong buffer: forget them.
+            self.asks.clear();
+            self.bids.clear();
+            checksum(book, precision)
+        })
+    }
+
+    fn try_checksum(&mut self, book: &L2Book, precision: Option<Precision>) -> Option<u32> {
+        let Self {
+            asks: cached_asks,
+            bids: cached_bids,
+            next,
+            buf,
+            prev,
+            ..
+        } = self;
+        // 20 slots hold the digits; `n` advances by each level's length, so the last block
+        // copied starts at most 19 slots in.
+        buf.resize(2 * CHECKSUM_LEVELS * SLOT, 0);
+        prev.resize(2 * CHECKSUM_LEVELS * SLOT, 0);
         let mut n = 0;
         for asks in [true, false] {
-            let old = if asks { &self.asks } else { &self.bids };
-            let next = &mut self.next;
+            let old: &Vec<Cached> = if asks { cached_asks } else { cached_bids };
             next.clear();
             let mut j = 0;
             let top: &mut dyn Iterator<Item = (&i64, &Level)> = if asks {
@@ -133,50 +162,42 @@ impl TopCache {
                 }) {
                     j += 1;
                 }
-                let r = match old.get(j) {
-                    Some(o) if o.price == price && o.level == *level => *o,
-                    _ => match render(price, level, precision) {
-                        Some(r) => r,
-                        // Cannot happen (64 bytes hold both numbers); stay exact anyway.
-                        None => return checksum(book, precision),
-                    },
+                let dst = buf.get_mut(n..n + SLOT)?;
+                let len = match old.get(j) {
+                    Some(o) if o.price == price && o.level == *level => {
+                        let at = usize::from(o.start);
+                        dst.copy_from_slice(prev.get(at..at + SLOT)?);
+                        o.len
+                    }
+                    _ => render(price, level, precision, dst)?,
                 };
-                let len = usize::from(r.len);
-                let Some(dst) = buf.get_mut(n..n + len) else {
-                    return checksum(book, precision);
-                };
-                dst.copy_from_slice(&r.bytes[..len]);
-                n += len;
-                next.push(r);
+                next.push(Cached {
+                    price,
+                    level: *level,
+                    start: u16::try_from(n).ok()?,
+                    len,
+                });
+                n += usize::from(len);
             }
             if asks {
-                std::mem::swap(&mut self.asks, &mut self.next);
+                std::mem::swap(cached_asks, next);
             } else {
-                std::mem::swap(&mut self.bids, &mut self.next);
+                std::mem::swap(cached_bids, next);
             }
         }
-        crc32fast::hash(&buf[..n])
+        std::mem::swap(buf, prev);
+        Some(crc32fast::hash(prev.get(..n)?))
     }
 }
 
-fn render(price: i64, level: &Level, precision: Option<Precision>) -> Option<Rendered> {
+/// Writes a level's checksum digits (price then size) into `out`; their length.
+fn render(price: i64, level: &Level, precision: Option<Precision>, out: &mut [u8]) -> Option<u8> {
     let (pd, qd) = precision.map_or((level.price_decimals, level.qty_decimals), |p| {
         (p.price, p.qty)
     });
-    let mut bytes = [0u8; 64];
-    let a = checksum_digits(
-        u128::from(price.unsigned_abs()),
-        PRICE_SCALE,
-        pd,
-        &mut bytes,
-    )?;
-    let b = checksum_digits(level.qty.0, QTY_SCALE, qd, bytes.get_mut(a..)?)?;
-    Some(Rendered {
-        price,
-        level: *level,
-        len: u8::try_from(a + b).ok()?,
-        bytes,
-    })
+    let a = checksum_digits(u128::from(price.unsigned_abs()), PRICE_SCALE, pd, out)?;
+    let b = checksum_digits(level.qty.0, QTY_SCALE, qd, out.get_mut(a..)?)?;
+    u8::try_from(a + b).ok()
 }
 
 #[derive(Debug, Clone, Default)]
