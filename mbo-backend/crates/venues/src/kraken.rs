@@ -15,8 +15,26 @@
 //!   `4.00000000`).
 //! * A mismatch marks the book stale and requests a resubscribe; updates are dropped until
 //!   the new snapshot. v2 sends the checksum on the snapshot too, v1 only on updates.
-//! * v2 numbers are JSON numbers: parsed from their raw text (`RawValue`), never `f64`.
+//! * v2 numbers are JSON numbers: parsed from their raw text (`RawValue`, or the same text
+//!   spanned by the fast path's scanner), never `f64`.
 //! * v1 depth comes from the channel name (`book-1000`); v2 depth is the subscribed one.
+//!
+//! ## Fast path (v2 book frames)
+//!
+//! Parsing with `serde_json` was most of the cost of a v2 message: its visitors walk every
+//! key and value generically and each frame built `Vec`s of entries and levels. Book frames,
+//! nearly all of the traffic, first go through a hand-written scanner (`fast`) that
+//! allocates nothing once warm: it takes `{"channel":"book","type":"snapshot"|"update",
+//! "data":[..]}` whose entries have `symbol`, `bids`, `asks`, `checksum` and `timestamp`
+//! (keys in any order, JSON whitespace anywhere) and converts each level's number text with
+//! the same `wire::level` as the `serde_json` path. Anything else is not taken and the frame
+//! is parsed by `serde_json` exactly as before: other channels, unknown, repeated or `null`
+//! keys, strings with escapes or control characters, numbers with exponents or written as
+//! strings, a checksum that is not a plain `u32`, and anything malformed (which `serde_json`
+//! then counts as a bad frame). The scanner therefore only has to be right on what it takes,
+//! never complete. Both paths share the apply-and-verify code (`apply_entry`), and tests feed
+//! every recorded frame and many mutated ones to both, requiring identical events, books and
+//! counters.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -27,6 +45,10 @@ use crate::event::{Aggressor, Event, ResyncReason, Trade};
 use crate::state::{Books, SyncState, VenueCounters};
 use crate::venue::{Precision, Venue};
 use crate::wire::{self, Pair};
+
+mod fast;
+#[cfg(test)]
+mod fast_tests;
 
 /// Kraken's default book depth.
 pub const DEFAULT_DEPTH: usize = 10;
@@ -387,6 +409,9 @@ pub struct KrakenV2 {
     counters: VenueCounters,
     scratch: Vec<(Side, i64, Level)>,
     crc: CrcCache,
+    /// Book frames go through [`fast::v2_book`] first (off only in tests, to compare).
+    fast_path: bool,
+    scan: fast::BookScan,
 }
 
 impl KrakenV2 {
@@ -403,7 +428,16 @@ impl KrakenV2 {
             counters: VenueCounters::default(),
             scratch: Vec::new(),
             crc: CrcCache::default(),
+            fast_path: true,
+            scan: fast::BookScan::default(),
         }
+    }
+
+    /// The same synchroniser with every frame parsed by `serde_json` (`false`), to compare.
+    #[cfg(test)]
+    pub(crate) fn with_fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
+        self
     }
 
     /// Parses a message's levels into `scratch`; `None` for a bad number, else the count of
@@ -452,33 +486,81 @@ impl KrakenV2 {
                 self.counters.bad_frames += 1;
                 continue;
             };
-            let b = self.books.at(id);
-            b.counters.messages += 1;
-            b.counters.unrepresentable_levels += skipped;
-            b.depth = Some(self.depth);
-            if !snapshot && b.state != SyncState::Live {
-                b.counters.dropped += 1;
+            self.apply_entry(id, snapshot, skipped, e.checksum, precision, out);
+        }
+    }
+
+    /// [`Self::on_book`] for a frame the fast scanner took: the same steps in the same order,
+    /// with the levels already converted.
+    fn on_book_scanned(
+        &mut self,
+        frame: &str,
+        snapshot: bool,
+        scan: &fast::BookScan,
+        out: &mut Vec<Event>,
+    ) {
+        for e in &scan.entries {
+            let symbol = e.symbol.clone().and_then(|r| frame.get(r));
+            let (Some(symbol), Some(id)) = (symbol, symbol.and_then(|s| self.books.id(s))) else {
+                self.counters.bad_frames += 1;
+                continue;
+            };
+            if e.bad_number {
+                self.counters.bad_frames += 1;
                 continue;
             }
-            if snapshot || touches_top(&self.books.at(id).book, &self.scratch, self.depth) {
-                self.crc.slot(id).crc = None;
+            let precision = self.pair_precision.get(symbol).copied().or(self.precision);
+            self.scratch.clear();
+            for (side, range) in [(Side::Bid, e.bids.clone()), (Side::Ask, e.asks.clone())] {
+                for &(price, mut level) in scan.levels.get(range).unwrap_or_default() {
+                    if let Some(p) = precision {
+                        level.price_decimals = level.price_decimals.max(p.price);
+                        level.qty_decimals = level.qty_decimals.max(p.qty);
+                    }
+                    self.scratch.push((side, price, level));
+                }
             }
-            apply_levels(
-                &mut self.books,
-                id,
-                snapshot,
-                &self.scratch,
-                self.depth,
-                out,
-            );
-            let good = match e.checksum {
-                Some(c) => verify(&mut self.books, id, c, precision, self.crc.slot(id), out),
-                None => true,
-            };
-            if good {
-                self.books.at(id).note_applied();
-                out.push(Event::Applied { book: id });
-            }
+            self.apply_entry(id, snapshot, e.skipped, e.checksum, precision, out);
+        }
+    }
+
+    /// Applies `self.scratch` (one entry's parsed levels) to book `id` and verifies its
+    /// checksum.
+    fn apply_entry(
+        &mut self,
+        id: usize,
+        snapshot: bool,
+        skipped: u64,
+        checksum: Option<u32>,
+        precision: Option<Precision>,
+        out: &mut Vec<Event>,
+    ) {
+        let b = self.books.at(id);
+        b.counters.messages += 1;
+        b.counters.unrepresentable_levels += skipped;
+        b.depth = Some(self.depth);
+        if !snapshot && b.state != SyncState::Live {
+            b.counters.dropped += 1;
+            return;
+        }
+        if snapshot || touches_top(&self.books.at(id).book, &self.scratch, self.depth) {
+            self.crc.slot(id).crc = None;
+        }
+        apply_levels(
+            &mut self.books,
+            id,
+            snapshot,
+            &self.scratch,
+            self.depth,
+            out,
+        );
+        let good = match checksum {
+            Some(c) => verify(&mut self.books, id, c, precision, self.crc.slot(id), out),
+            None => true,
+        };
+        if good {
+            self.books.at(id).note_applied();
+            out.push(Event::Applied { book: id });
         }
     }
 
@@ -530,6 +612,18 @@ impl Venue for KrakenV2 {
 
     fn on_frame(&mut self, frame: &str, out: &mut Vec<Event>) {
         self.counters.frames += 1;
+        if self.fast_path {
+            // The scan buffers are taken out for the call so the books can be borrowed.
+            let mut scan = std::mem::take(&mut self.scan);
+            let taken = fast::v2_book(frame, &mut scan);
+            if let Some(snapshot) = taken {
+                self.on_book_scanned(frame, snapshot, &scan, out);
+            }
+            self.scan = scan;
+            if taken.is_some() {
+                return;
+            }
+        }
         let Ok(m) = serde_json::from_str::<V2Msg<'_>>(frame) else {
             self.counters.bad_frames += 1;
             return;
