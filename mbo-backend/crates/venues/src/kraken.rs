@@ -19,22 +19,27 @@
 //!   spanned by the fast path's scanner), never `f64`.
 //! * v1 depth comes from the channel name (`book-1000`); v2 depth is the subscribed one.
 //!
-//! ## Fast path (v2 book frames)
+//! ## Fast path (book frames)
 //!
-//! Parsing with `serde_json` was most of the cost of a v2 message: its visitors walk every
-//! key and value generically and each frame built `Vec`s of entries and levels. Book frames,
+//! Parsing with `serde_json` was most of the cost of a message: its visitors walk every key
+//! and value generically and each frame built `Vec`s of entries and levels. Book frames,
 //! nearly all of the traffic, first go through a hand-written scanner (`fast`) that
-//! allocates nothing once warm: it takes `{"channel":"book","type":"snapshot"|"update",
-//! "data":[..]}` whose entries have `symbol`, `bids`, `asks`, `checksum` and `timestamp`
-//! (keys in any order, JSON whitespace anywhere) and converts each level's number text with
-//! the same `wire::level` as the `serde_json` path. Anything else is not taken and the frame
-//! is parsed by `serde_json` exactly as before: other channels, unknown, repeated or `null`
-//! keys, strings with escapes or control characters, numbers with exponents or written as
-//! strings, a checksum that is not a plain `u32`, and anything malformed (which `serde_json`
-//! then counts as a bad frame). The scanner therefore only has to be right on what it takes,
-//! never complete. Both paths share the apply-and-verify code (`apply_entry`), and tests feed
-//! every recorded frame and many mutated ones to both, requiring identical events, books and
-//! counters.
+//! allocates nothing once warm and converts each level's number text with the same
+//! `wire::level` as the `serde_json` path:
+//!
+//! * v2: `{"channel":"book","type":"snapshot"|"update","data":[..]}` whose entries have
+//!   `symbol`, `bids`, `asks`, `checksum` and `timestamp`;
+//! * v1: `[channelID,{..}(,{..}),"book-N","PAIR"]` whose objects have `as`/`bs` or
+//!   `a`/`b`/`c`, each level an array of plain strings;
+//!
+//! keys in any order, JSON whitespace anywhere. Anything else is not taken and the frame is
+//! parsed by `serde_json` exactly as before: other channels (trades, control), unknown,
+//! repeated or `null` keys, strings with escapes or control characters, v2 numbers with
+//! exponents or written as strings, a v2 checksum that is not a plain `u32`, and anything
+//! malformed (which `serde_json` then counts as a bad frame). The scanner therefore only has
+//! to be right on what it takes, never complete. Both paths share the apply-and-verify code
+//! (`apply_entry`, `apply_book`), and tests feed every recorded frame and many mutated ones to
+//! both, requiring identical events, books and counters.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -731,6 +736,9 @@ pub struct KrakenV1 {
     counters: VenueCounters,
     scratch: Vec<(Side, i64, Level)>,
     crc: CrcCache,
+    /// Book frames go through [`fast::v1_book`] first (off only in tests, to compare).
+    fast_path: bool,
+    scan: fast::V1Scan,
 }
 
 impl KrakenV1 {
@@ -742,7 +750,16 @@ impl KrakenV1 {
             counters: VenueCounters::default(),
             scratch: Vec::new(),
             crc: CrcCache::default(),
+            fast_path: true,
+            scan: fast::V1Scan::default(),
         }
+    }
+
+    /// The same synchroniser with every frame parsed by `serde_json` (`false`), to compare.
+    #[cfg(test)]
+    pub(crate) fn with_fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
+        self
     }
 
     fn on_book(&mut self, parts: &[V1Part<'_>], depth: usize, pair: &str, out: &mut Vec<Event>) {
@@ -777,6 +794,64 @@ impl KrakenV1 {
                 check = Some(c);
             }
         }
+        self.apply_book(depth, pair, snapshot, skipped, check, out);
+    }
+
+    /// [`Self::on_book`] for a frame the fast scanner took: the same steps, with the levels
+    /// already converted.
+    fn on_book_scanned(
+        &mut self,
+        frame: &str,
+        scan: &fast::V1Scan,
+        depth: usize,
+        pair: &str,
+        out: &mut Vec<Event>,
+    ) {
+        self.scratch.clear();
+        let mut skipped = 0;
+        let mut snapshot = false;
+        let mut check = None;
+        for o in &scan.objects {
+            if o.bad_number {
+                self.counters.bad_frames += 1;
+                return;
+            }
+            let [snap_asks, snap_bids, a, b] = &o.lists;
+            snapshot |= snap_asks.is_some() || snap_bids.is_some();
+            for (side, list) in [
+                (Side::Ask, snap_asks),
+                (Side::Bid, snap_bids),
+                (Side::Ask, a),
+                (Side::Bid, b),
+            ] {
+                let levels = list.clone().and_then(|r| scan.levels.get(r));
+                for &(price, level) in levels.unwrap_or_default() {
+                    self.scratch.push((side, price, level));
+                }
+            }
+            skipped += o.skipped;
+            if let Some(c) = o.checksum.clone() {
+                let Some(c) = frame.get(c).and_then(|c| c.parse::<u32>().ok()) else {
+                    self.counters.bad_frames += 1;
+                    return;
+                };
+                check = Some(c);
+            }
+        }
+        self.apply_book(depth, pair, snapshot, skipped, check, out);
+    }
+
+    /// Applies `self.scratch` (a message's parsed levels) to the pair's book and verifies its
+    /// checksum.
+    fn apply_book(
+        &mut self,
+        depth: usize,
+        pair: &str,
+        snapshot: bool,
+        skipped: u64,
+        check: Option<u32>,
+        out: &mut Vec<Event>,
+    ) {
         let Some(id) = self.books.id(pair) else {
             self.counters.bad_frames += 1;
             return;
@@ -844,6 +919,17 @@ impl Venue for KrakenV1 {
 
     fn on_frame(&mut self, frame: &str, out: &mut Vec<Event>) {
         self.counters.frames += 1;
+        if self.fast_path {
+            let mut scan = std::mem::take(&mut self.scan);
+            let taken = fast::v1_book(frame, &mut scan);
+            if let Some((depth, pair)) = taken {
+                self.on_book_scanned(frame, &scan, depth, pair, out);
+            }
+            self.scan = scan;
+            if taken.is_some() {
+                return;
+            }
+        }
         if frame.trim_start().starts_with('{') {
             match serde_json::from_str::<V1Event<'_>>(frame) {
                 Ok(V1Event { event: Some(_) }) => self.counters.control += 1,

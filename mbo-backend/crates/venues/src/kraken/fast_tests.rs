@@ -1,11 +1,11 @@
 //! The fast path and the `serde_json` path must agree exactly: same events, books, sync
-//! states and counters, over every frame of the Kraken v2 recording (as recorded, pretty
-//! printed, and compacted as live frames are) and over mutated frames.
+//! states and counters, over every frame of the Kraken recordings (v2 as recorded, pretty
+//! printed, and compacted as live frames are; v1) and over mutated frames.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
 
-use super::{fast, KrakenV2, V2Msg};
+use super::{fast, KrakenV1, KrakenV2, V2Msg};
 use crate::fixtures::read_frames;
 use crate::state::Books;
 use crate::venue::{Precision, Venue};
@@ -72,22 +72,29 @@ const PRECISION: Option<Precision> = Some(Precision { price: 1, qty: 8 });
 
 /// The same synchroniser twice: fast path on, and `serde_json` only.
 struct Pair {
-    fast: KrakenV2,
-    serde: KrakenV2,
+    fast: Box<dyn Venue>,
+    serde: Box<dyn Venue>,
+}
+
+fn books(only: Option<&str>) -> Books {
+    only.map_or_else(Books::new, |s| Books::only(&[s]))
 }
 
 impl Pair {
+    /// Kraken v2, all symbols or only BTC/USD.
     fn new(only: bool, precision: Option<Precision>) -> Self {
-        let books = || {
-            if only {
-                Books::only(&["BTC/USD"])
-            } else {
-                Books::new()
-            }
-        };
+        let only = only.then_some("BTC/USD");
         Self {
-            fast: KrakenV2::new(books(), 10, precision),
-            serde: KrakenV2::new(books(), 10, precision).with_fast_path(false),
+            fast: Box::new(KrakenV2::new(books(only), 10, precision)),
+            serde: Box::new(KrakenV2::new(books(only), 10, precision).with_fast_path(false)),
+        }
+    }
+
+    /// Kraken v1.
+    fn v1(only: Option<&str>) -> Self {
+        Self {
+            fast: Box::new(KrakenV1::new(books(only))),
+            serde: Box::new(KrakenV1::new(books(only)).with_fast_path(false)),
         }
     }
 
@@ -146,7 +153,8 @@ fn recorded_frames_agree_and_take_the_fast_path() {
 
 #[test]
 fn other_kraken_frames_agree() {
-    // v1 frames, control frames, trades, instrument: all fall back, and must still agree.
+    // v1 frames, control frames, trades, instrument fed to the v2 synchroniser: all fall
+    // back, and must still agree.
     let mut all: Vec<String> = V1_FILES.iter().flat_map(|f| frames(f)).collect();
     all.extend(
         [
@@ -513,6 +521,183 @@ proptest! {
         let text = String::from_utf8_lossy(&bytes);
         let mut p = Pair::new(false, PRECISION);
         p.feed(&source[0]);
+        p.feed(&text);
+    }
+}
+
+/// Frames of every v1 recording, as recorded.
+fn v1_frames() -> Vec<String> {
+    V1_FILES.iter().flat_map(|f| frames(f)).collect()
+}
+
+#[test]
+fn v1_recorded_frames_agree_and_take_the_fast_path() {
+    let all = v1_frames();
+    let mut scan = fast::V1Scan::default();
+    let mut taken = 0;
+    for f in &all {
+        if f.starts_with('[') && f.contains("\"book-") {
+            assert!(fast::v1_book(f, &mut scan).is_some(), "not taken: {f}");
+            taken += 1;
+        }
+    }
+    assert!(taken > 4000, "{taken}");
+    for only in [None, Some("XBT/USD")] {
+        let mut p = Pair::v1(only);
+        for f in &all {
+            p.feed(f);
+        }
+    }
+}
+
+/// Mutations of a compact v1 frame's text: each replaces one span.
+fn v1_mutations(f: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    // The first few level numbers (strings in v1) and the checksum.
+    let mut at = 0;
+    for _ in 0..4 {
+        let Some(i) = f[at..].find("[\"") else { break };
+        let start = at + i + 2;
+        let end = start + f[start..].find('"').unwrap();
+        for n in number_variants(&f[start..end]) {
+            out.push(format!("{}{n}{}", &f[..start], &f[end..]));
+            // Unquoted too.
+            out.push(format!("{}{n}{}", &f[..start - 1], &f[end + 1..]));
+        }
+        at = end;
+    }
+    if let Some(i) = f.find("\"c\":\"") {
+        let start = i + 5;
+        let end = start + f[start..].find('"').unwrap();
+        for c in [
+            "",
+            "-1",
+            "4294967296",
+            "1.0",
+            "00",
+            "1e3",
+            "x",
+            "\\u0031",
+            " 1",
+        ] {
+            out.push(format!("{}{c}{}", &f[..start], &f[end..]));
+        }
+        out.push(format!("{}null{}", &f[..start - 1], &f[end + 1..]));
+        out.push(format!("{}7{}", &f[..start - 1], &f[end + 1..]));
+    }
+    for (from, to) in [
+        ("[", "[-1"),
+        ("[", "[1.5,"),
+        ("[", "[99999999999999999999,"),
+        ("[", "[\"x\","),
+        ("[", " ["),
+        ("[", "\u{a0}["),
+        (",{", ",{},{"),
+        (",{", ",[],{"),
+        (",{", ",null,{"),
+        ("},\"", "},{\"c\":\"1\"},\""),
+        ("},\"", "},{\"x\":1},\""),
+        ("\"book-", "\"book-x"),
+        ("\"book-", "\"bo\\u006fk-"),
+        ("\"book-", "\"trade\",\""),
+        ("\"book-", "\"book--"),
+        ("\"XBT/USD\"", "\"ETH/USD\""),
+        ("\"XBT/USD\"", "\"XBT\\/USD\""),
+        ("\"XBT/USD\"", "\"XBT/USD\",\"x\""),
+        ("\"XBT/USD\"", "1"),
+        ("\"a\":", "\"b\":"),
+        ("\"a\":", "\"as\":"),
+        ("\"a\":", "\"c\":\"1\",\"a\":"),
+        ("\"a\":", "\"x\":"),
+        ("\"b\":", "\"a\":"),
+        ("\"c\":", "\"a\":"),
+        ("\"as\":", "\"bs\":"),
+        ("\"as\":", "\"a\":"),
+        ("\"a\":[", "\"a\":null,\"q\":["),
+        ("\"],[\"", "\",null],[\""),
+        ("\"],[\"", "\",1],[\""),
+        ("\"],[\"", "\",\"r\"],[\""),
+        ("\"],[\"", "\"]],[[\""),
+        ("\"],[\"", "\"],[\"1\"],[\""),
+        (",", ", "),
+        (",", ",\u{c}"),
+        ("\"]", "\"]x"),
+    ] {
+        if let Some(at) = f.find(from) {
+            out.push(format!("{}{to}{}", &f[..at], &f[at + from.len()..]));
+        }
+    }
+    if let Some(head) = f.strip_suffix(']') {
+        for tail in ["]", "] ", "]]", "],", "]x"] {
+            out.push(format!("{head}{tail}"));
+        }
+    }
+    for cut in (0..f.len()).filter(|&i| f.is_char_boundary(i)) {
+        out.push(f[..cut].to_owned());
+    }
+    out
+}
+
+#[test]
+fn v1_mutated_frames_agree() {
+    let all: Vec<String> = frames("kraken/python-kraken-sdk_orderbook-v1.json")
+        .iter()
+        .map(|f| compact(f))
+        .collect();
+    let snapshot = all.iter().find(|f| f.contains("\"as\":")).unwrap();
+    let picks: Vec<&String> = all
+        .iter()
+        .filter(|f| f.starts_with('[') && f.contains("\"book-"))
+        .take(40)
+        .chain(all.iter().filter(|f| f.contains("},{")).take(5))
+        .collect();
+    let mut checked = 0;
+    for only in [None, Some("XBT/USD")] {
+        let mut p = Pair::v1(only);
+        p.feed(snapshot);
+        for f in &picks {
+            for m in v1_mutations(f) {
+                p.feed(&m);
+                checked += 1;
+            }
+            p.feed(f);
+            if p.fast.books().get("XBT/USD").map(|b| b.state) != Some(crate::SyncState::Live) {
+                p.feed(snapshot);
+            }
+        }
+    }
+    assert!(checked > 5_000, "{checked}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Random edits of recorded v1 frames: both paths agree.
+    #[test]
+    fn v1_edited_frames_agree(
+        pick in any::<prop::sample::Index>(),
+        edits in prop::collection::vec((0u8..4, any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        static FRAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let source = FRAMES.get_or_init(|| {
+            v1_frames().into_iter().filter(|f| f.starts_with('[')).take(400).collect()
+        });
+        let mut bytes = source[pick.index(source.len())].as_bytes().to_vec();
+        for (op, at, what, byte) in edits {
+            let i = at.index(bytes.len() + 1);
+            match op {
+                0 => bytes.truncate(i),
+                1 => bytes.insert(i, INSERTS[what.index(INSERTS.len())]),
+                2 if i < bytes.len() => { bytes.remove(i); }
+                _ if i < bytes.len() => bytes[i] = byte,
+                _ => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let mut p = Pair::v1(None);
+        for f in source.iter().take(30) {
+            p.feed(f);
+        }
         p.feed(&text);
     }
 }
