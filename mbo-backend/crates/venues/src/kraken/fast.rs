@@ -87,12 +87,7 @@ impl<'a> Cur<'a> {
     fn string_span(&mut self) -> Option<Range<usize>> {
         self.eat(b'"')?;
         let start = self.i;
-        let len = self
-            .b
-            .get(start..)?
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        let end = start + len;
+        let end = special(self.b, start)?;
         (self.b.get(end) == Some(&b'"')).then_some(())?;
         self.i = end + 1;
         Some(start..end)
@@ -193,6 +188,32 @@ impl<'a> Cur<'a> {
             }
         }
     }
+}
+
+/// Index of the first `"`, `\\` or control character at or after `i`: eight bytes per step
+/// (strings are most of a frame's bytes).
+pub(super) fn special(b: &[u8], mut i: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().ok()?);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        // Per byte, the high bit is set where the byte is zero (resp. below 0x20); bits above
+        // the first such byte may be set spuriously (borrows), so only the lowest is used.
+        let found = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (x.wrapping_sub(ONES * 0x20) & !x))
+            & HIGH;
+        if found != 0 {
+            return Some(i + found.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    let tail = b.get(i..)?;
+    tail.iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
 }
 
 /// One `data` entry of a v2 book frame, scanned.
