@@ -156,64 +156,68 @@ impl TopCache {
     }
 
     fn try_checksum(&mut self, book: &L2Book, precision: Option<Precision>) -> Option<u32> {
+        // 20 slots hold the digits; `n` advances by each level's length, so the last block
+        // copied starts at most 19 slots in.
+        self.buf.resize(2 * CHECKSUM_LEVELS * SLOT, 0);
+        self.prev.resize(2 * CHECKSUM_LEVELS * SLOT, 0);
+        let mut n = 0;
+        self.side(book.asks_asc(), Side::Ask, &mut n, precision)?;
+        std::mem::swap(&mut self.asks, &mut self.next);
+        self.side(book.bids_desc(), Side::Bid, &mut n, precision)?;
+        std::mem::swap(&mut self.bids, &mut self.next);
+        std::mem::swap(&mut self.buf, &mut self.prev);
+        Some(crc32fast::hash(self.prev.get(..n)?))
+    }
+
+    /// One side's top levels, best first (a concrete iterator per side, no dynamic
+    /// dispatch), into `next` and `buf` from `n` on.
+    fn side<'b>(
+        &mut self,
+        top: impl Iterator<Item = (&'b i64, &'b Level)>,
+        side: Side,
+        n: &mut usize,
+        precision: Option<Precision>,
+    ) -> Option<()> {
         let Self {
-            asks: cached_asks,
-            bids: cached_bids,
+            asks,
+            bids,
             next,
             buf,
             prev,
             ..
         } = self;
-        // 20 slots hold the digits; `n` advances by each level's length, so the last block
-        // copied starts at most 19 slots in.
-        buf.resize(2 * CHECKSUM_LEVELS * SLOT, 0);
-        prev.resize(2 * CHECKSUM_LEVELS * SLOT, 0);
-        let mut n = 0;
-        for asks in [true, false] {
-            let old: &Vec<Cached> = if asks { cached_asks } else { cached_bids };
-            next.clear();
-            let mut j = 0;
-            let top: &mut dyn Iterator<Item = (&i64, &Level)> = if asks {
-                &mut book.asks_asc()
-            } else {
-                &mut book.bids_desc()
-            };
-            for (&price, level) in top.take(CHECKSUM_LEVELS) {
-                // Both lists are in book order: skip cached levels better than this one.
-                while old.get(j).is_some_and(|o| {
-                    if asks {
-                        o.price < price
-                    } else {
-                        o.price > price
-                    }
-                }) {
-                    j += 1;
+        let old: &[Cached] = match side {
+            Side::Ask => asks,
+            Side::Bid => bids,
+        };
+        next.clear();
+        let mut j = 0;
+        for (&price, level) in top.take(CHECKSUM_LEVELS) {
+            // Both lists are in book order: skip cached levels better than this one.
+            while old.get(j).is_some_and(|o| match side {
+                Side::Ask => o.price < price,
+                Side::Bid => o.price > price,
+            }) {
+                j += 1;
+            }
+            let dst = buf.get_mut(*n..*n + SLOT)?;
+            let len = match old.get(j) {
+                Some(o) if o.price == price && o.level == *level => {
+                    let at = usize::from(o.start);
+                    dst.copy_from_slice(prev.get(at..at + SLOT)?);
+                    o.len
                 }
-                let dst = buf.get_mut(n..n + SLOT)?;
-                let len = match old.get(j) {
-                    Some(o) if o.price == price && o.level == *level => {
-                        let at = usize::from(o.start);
-                        dst.copy_from_slice(prev.get(at..at + SLOT)?);
-                        o.len
-                    }
-                    _ => render(price, level, precision, dst)?,
-                };
-                next.push(Cached {
-                    price,
-                    level: *level,
-                    start: u16::try_from(n).ok()?,
-                    len,
-                });
-                n += usize::from(len);
-            }
-            if asks {
-                std::mem::swap(cached_asks, next);
-            } else {
-                std::mem::swap(cached_bids, next);
-            }
+                _ => render(price, level, precision, dst)?,
+            };
+            next.push(Cached {
+                price,
+                level: *level,
+                start: u16::try_from(*n).ok()?,
+                len,
+            });
+            *n += usize::from(len);
         }
-        std::mem::swap(buf, prev);
-        Some(crc32fast::hash(prev.get(..n)?))
+        Some(())
     }
 }
 
