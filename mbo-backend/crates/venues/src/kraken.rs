@@ -15,8 +15,31 @@
 //!   `4.00000000`).
 //! * A mismatch marks the book stale and requests a resubscribe; updates are dropped until
 //!   the new snapshot. v2 sends the checksum on the snapshot too, v1 only on updates.
-//! * v2 numbers are JSON numbers: parsed from their raw text (`RawValue`), never `f64`.
+//! * v2 numbers are JSON numbers: parsed from their raw text (`RawValue`, or the same text
+//!   spanned by the fast path's scanner), never `f64`.
 //! * v1 depth comes from the channel name (`book-1000`); v2 depth is the subscribed one.
+//!
+//! ## Fast path (book frames)
+//!
+//! Parsing with `serde_json` was most of the cost of a message: its visitors walk every key
+//! and value generically and each frame built `Vec`s of entries and levels. Book frames,
+//! nearly all of the traffic, first go through a hand-written scanner (`fast`) that
+//! allocates nothing once warm and converts each level's number text with the same
+//! `wire::level` as the `serde_json` path:
+//!
+//! * v2: `{"channel":"book","type":"snapshot"|"update","data":[..]}` whose entries have
+//!   `symbol`, `bids`, `asks`, `checksum` and `timestamp`;
+//! * v1: `[channelID,{..}(,{..}),"book-N","PAIR"]` whose objects have `as`/`bs` or
+//!   `a`/`b`/`c`, each level an array of plain strings;
+//!
+//! keys in any order, JSON whitespace anywhere. Anything else is not taken and the frame is
+//! parsed by `serde_json` exactly as before: other channels (trades, control), unknown,
+//! repeated or `null` keys, strings with escapes or control characters, v2 numbers with
+//! exponents or written as strings, a v2 checksum that is not a plain `u32`, and anything
+//! malformed (which `serde_json` then counts as a bad frame). The scanner therefore only has
+//! to be right on what it takes, never complete. Both paths share the apply-and-verify code
+//! (`apply_entry`, `apply_book`), and tests feed every recorded frame and many mutated ones to
+//! both, requiring identical events, books and counters.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -27,6 +50,10 @@ use crate::event::{Aggressor, Event, ResyncReason, Trade};
 use crate::state::{Books, SyncState, VenueCounters};
 use crate::venue::{Precision, Venue};
 use crate::wire::{self, Pair};
+
+mod fast;
+#[cfg(test)]
+mod fast_tests;
 
 /// Kraken's default book depth.
 pub const DEFAULT_DEPTH: usize = 10;
@@ -85,13 +112,17 @@ fn touches_top(book: &L2Book, levels: &[(Side, i64, Level)], depth: usize) -> bo
     })
 }
 
-/// One top level's checksum digits (price then size), reused while the level is unchanged.
+/// Bytes kept per top level for its checksum digits (price then size); a level that needs
+/// more (never seen: Kraken's are ~15) makes that message's checksum a full recomputation.
+const SLOT: usize = 64;
+
+/// One top level of the last checksummed book: its digits are `prev[start..start + len]`.
 #[derive(Debug, Clone, Copy)]
-struct Rendered {
+struct Cached {
     price: i64,
     level: Level,
+    start: u16,
     len: u8,
-    bytes: [u8; 64],
 }
 
 /// Per book: the CRC of its top levels while they are unchanged (deep books such as
@@ -99,84 +130,105 @@ struct Rendered {
 /// recomputation renders only the levels that changed (rendering the 40 numbers was most of
 /// the cost of a Kraken message). Every message's checksum is still compared; in debug builds
 /// each cached value is checked against a full recomputation.
+///
+/// The digits live in one buffer (asks, then bids: the CRC's input) and each level's are
+/// copied from the last buffer as a fixed [`SLOT`]-byte block (no `memcpy` call, no per-level
+/// copies of the digits elsewhere); `buf` and `prev` swap roles on every recomputation.
 #[derive(Debug, Clone, Default)]
 struct TopCache {
     crc: Option<u32>,
-    asks: Vec<Rendered>,
-    bids: Vec<Rendered>,
-    next: Vec<Rendered>,
+    asks: Vec<Cached>,
+    bids: Vec<Cached>,
+    next: Vec<Cached>,
+    buf: Vec<u8>,
+    prev: Vec<u8>,
 }
 
 impl TopCache {
     /// The checksum of `book`, reusing the digits of unchanged top levels.
     fn checksum(&mut self, book: &L2Book, precision: Option<Precision>) -> u32 {
-        let mut buf = [0u8; 1280];
+        self.try_checksum(book, precision).unwrap_or_else(|| {
+            // The cached offsets may now point into the wrong buffer: forget them.
+            self.asks.clear();
+            self.bids.clear();
+            checksum(book, precision)
+        })
+    }
+
+    fn try_checksum(&mut self, book: &L2Book, precision: Option<Precision>) -> Option<u32> {
+        // 20 slots hold the digits; `n` advances by each level's length, so the last block
+        // copied starts at most 19 slots in.
+        self.buf.resize(2 * CHECKSUM_LEVELS * SLOT, 0);
+        self.prev.resize(2 * CHECKSUM_LEVELS * SLOT, 0);
         let mut n = 0;
-        for asks in [true, false] {
-            let old = if asks { &self.asks } else { &self.bids };
-            let next = &mut self.next;
-            next.clear();
-            let mut j = 0;
-            let top: &mut dyn Iterator<Item = (&i64, &Level)> = if asks {
-                &mut book.asks_asc()
-            } else {
-                &mut book.bids_desc()
-            };
-            for (&price, level) in top.take(CHECKSUM_LEVELS) {
-                // Both lists are in book order: skip cached levels better than this one.
-                while old.get(j).is_some_and(|o| {
-                    if asks {
-                        o.price < price
-                    } else {
-                        o.price > price
-                    }
-                }) {
-                    j += 1;
+        self.side(book.asks_asc(), Side::Ask, &mut n, precision)?;
+        std::mem::swap(&mut self.asks, &mut self.next);
+        self.side(book.bids_desc(), Side::Bid, &mut n, precision)?;
+        std::mem::swap(&mut self.bids, &mut self.next);
+        std::mem::swap(&mut self.buf, &mut self.prev);
+        Some(crc32fast::hash(self.prev.get(..n)?))
+    }
+
+    /// One side's top levels, best first (a concrete iterator per side, no dynamic
+    /// dispatch), into `next` and `buf` from `n` on.
+    fn side<'b>(
+        &mut self,
+        top: impl Iterator<Item = (&'b i64, &'b Level)>,
+        side: Side,
+        n: &mut usize,
+        precision: Option<Precision>,
+    ) -> Option<()> {
+        let Self {
+            asks,
+            bids,
+            next,
+            buf,
+            prev,
+            ..
+        } = self;
+        let old: &[Cached] = match side {
+            Side::Ask => asks,
+            Side::Bid => bids,
+        };
+        next.clear();
+        let mut j = 0;
+        for (&price, level) in top.take(CHECKSUM_LEVELS) {
+            // Both lists are in book order: skip cached levels better than this one.
+            while old.get(j).is_some_and(|o| match side {
+                Side::Ask => o.price < price,
+                Side::Bid => o.price > price,
+            }) {
+                j += 1;
+            }
+            let dst = buf.get_mut(*n..*n + SLOT)?;
+            let len = match old.get(j) {
+                Some(o) if o.price == price && o.level == *level => {
+                    let at = usize::from(o.start);
+                    dst.copy_from_slice(prev.get(at..at + SLOT)?);
+                    o.len
                 }
-                let r = match old.get(j) {
-                    Some(o) if o.price == price && o.level == *level => *o,
-                    _ => match render(price, level, precision) {
-                        Some(r) => r,
-                        // Cannot happen (64 bytes hold both numbers); stay exact anyway.
-                        None => return checksum(book, precision),
-                    },
-                };
-                let len = usize::from(r.len);
-                let Some(dst) = buf.get_mut(n..n + len) else {
-                    return checksum(book, precision);
-                };
-                dst.copy_from_slice(&r.bytes[..len]);
-                n += len;
-                next.push(r);
-            }
-            if asks {
-                std::mem::swap(&mut self.asks, &mut self.next);
-            } else {
-                std::mem::swap(&mut self.bids, &mut self.next);
-            }
+                _ => render(price, level, precision, dst)?,
+            };
+            next.push(Cached {
+                price,
+                level: *level,
+                start: u16::try_from(*n).ok()?,
+                len,
+            });
+            *n += usize::from(len);
         }
-        crc32fast::hash(&buf[..n])
+        Some(())
     }
 }
 
-fn render(price: i64, level: &Level, precision: Option<Precision>) -> Option<Rendered> {
+/// Writes a level's checksum digits (price then size) into `out`; their length.
+fn render(price: i64, level: &Level, precision: Option<Precision>, out: &mut [u8]) -> Option<u8> {
     let (pd, qd) = precision.map_or((level.price_decimals, level.qty_decimals), |p| {
         (p.price, p.qty)
     });
-    let mut bytes = [0u8; 64];
-    let a = checksum_digits(
-        u128::from(price.unsigned_abs()),
-        PRICE_SCALE,
-        pd,
-        &mut bytes,
-    )?;
-    let b = checksum_digits(level.qty.0, QTY_SCALE, qd, bytes.get_mut(a..)?)?;
-    Some(Rendered {
-        price,
-        level: *level,
-        len: u8::try_from(a + b).ok()?,
-        bytes,
-    })
+    let a = checksum_digits(u128::from(price.unsigned_abs()), PRICE_SCALE, pd, out)?;
+    let b = checksum_digits(level.qty.0, QTY_SCALE, qd, out.get_mut(a..)?)?;
+    u8::try_from(a + b).ok()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -366,6 +418,9 @@ pub struct KrakenV2 {
     counters: VenueCounters,
     scratch: Vec<(Side, i64, Level)>,
     crc: CrcCache,
+    /// Book frames go through [`fast::v2_book`] first (off only in tests, to compare).
+    fast_path: bool,
+    scan: fast::BookScan,
 }
 
 impl KrakenV2 {
@@ -382,7 +437,16 @@ impl KrakenV2 {
             counters: VenueCounters::default(),
             scratch: Vec::new(),
             crc: CrcCache::default(),
+            fast_path: true,
+            scan: fast::BookScan::default(),
         }
+    }
+
+    /// The same synchroniser with every frame parsed by `serde_json` (`false`), to compare.
+    #[cfg(test)]
+    pub(crate) fn with_fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
+        self
     }
 
     /// Parses a message's levels into `scratch`; `None` for a bad number, else the count of
@@ -431,33 +495,81 @@ impl KrakenV2 {
                 self.counters.bad_frames += 1;
                 continue;
             };
-            let b = self.books.at(id);
-            b.counters.messages += 1;
-            b.counters.unrepresentable_levels += skipped;
-            b.depth = Some(self.depth);
-            if !snapshot && b.state != SyncState::Live {
-                b.counters.dropped += 1;
+            self.apply_entry(id, snapshot, skipped, e.checksum, precision, out);
+        }
+    }
+
+    /// [`Self::on_book`] for a frame the fast scanner took: the same steps in the same order,
+    /// with the levels already converted.
+    fn on_book_scanned(
+        &mut self,
+        frame: &str,
+        snapshot: bool,
+        scan: &fast::BookScan,
+        out: &mut Vec<Event>,
+    ) {
+        for e in &scan.entries {
+            let symbol = e.symbol.clone().and_then(|r| frame.get(r));
+            let (Some(symbol), Some(id)) = (symbol, symbol.and_then(|s| self.books.id(s))) else {
+                self.counters.bad_frames += 1;
+                continue;
+            };
+            if e.bad_number {
+                self.counters.bad_frames += 1;
                 continue;
             }
-            if snapshot || touches_top(&self.books.at(id).book, &self.scratch, self.depth) {
-                self.crc.slot(id).crc = None;
+            let precision = self.pair_precision.get(symbol).copied().or(self.precision);
+            self.scratch.clear();
+            for (side, range) in [(Side::Bid, e.bids.clone()), (Side::Ask, e.asks.clone())] {
+                for &(price, mut level) in scan.levels.get(range).unwrap_or_default() {
+                    if let Some(p) = precision {
+                        level.price_decimals = level.price_decimals.max(p.price);
+                        level.qty_decimals = level.qty_decimals.max(p.qty);
+                    }
+                    self.scratch.push((side, price, level));
+                }
             }
-            apply_levels(
-                &mut self.books,
-                id,
-                snapshot,
-                &self.scratch,
-                self.depth,
-                out,
-            );
-            let good = match e.checksum {
-                Some(c) => verify(&mut self.books, id, c, precision, self.crc.slot(id), out),
-                None => true,
-            };
-            if good {
-                self.books.at(id).note_applied();
-                out.push(Event::Applied { book: id });
-            }
+            self.apply_entry(id, snapshot, e.skipped, e.checksum, precision, out);
+        }
+    }
+
+    /// Applies `self.scratch` (one entry's parsed levels) to book `id` and verifies its
+    /// checksum.
+    fn apply_entry(
+        &mut self,
+        id: usize,
+        snapshot: bool,
+        skipped: u64,
+        checksum: Option<u32>,
+        precision: Option<Precision>,
+        out: &mut Vec<Event>,
+    ) {
+        let b = self.books.at(id);
+        b.counters.messages += 1;
+        b.counters.unrepresentable_levels += skipped;
+        b.depth = Some(self.depth);
+        if !snapshot && b.state != SyncState::Live {
+            b.counters.dropped += 1;
+            return;
+        }
+        if snapshot || touches_top(&self.books.at(id).book, &self.scratch, self.depth) {
+            self.crc.slot(id).crc = None;
+        }
+        apply_levels(
+            &mut self.books,
+            id,
+            snapshot,
+            &self.scratch,
+            self.depth,
+            out,
+        );
+        let good = match checksum {
+            Some(c) => verify(&mut self.books, id, c, precision, self.crc.slot(id), out),
+            None => true,
+        };
+        if good {
+            self.books.at(id).note_applied();
+            out.push(Event::Applied { book: id });
         }
     }
 
@@ -509,6 +621,18 @@ impl Venue for KrakenV2 {
 
     fn on_frame(&mut self, frame: &str, out: &mut Vec<Event>) {
         self.counters.frames += 1;
+        if self.fast_path {
+            // The scan buffers are taken out for the call so the books can be borrowed.
+            let mut scan = std::mem::take(&mut self.scan);
+            let taken = fast::v2_book(frame, &mut scan);
+            if let Some(snapshot) = taken {
+                self.on_book_scanned(frame, snapshot, &scan, out);
+            }
+            self.scan = scan;
+            if taken.is_some() {
+                return;
+            }
+        }
         let Ok(m) = serde_json::from_str::<V2Msg<'_>>(frame) else {
             self.counters.bad_frames += 1;
             return;
@@ -616,6 +740,9 @@ pub struct KrakenV1 {
     counters: VenueCounters,
     scratch: Vec<(Side, i64, Level)>,
     crc: CrcCache,
+    /// Book frames go through [`fast::v1_book`] first (off only in tests, to compare).
+    fast_path: bool,
+    scan: fast::V1Scan,
 }
 
 impl KrakenV1 {
@@ -627,7 +754,16 @@ impl KrakenV1 {
             counters: VenueCounters::default(),
             scratch: Vec::new(),
             crc: CrcCache::default(),
+            fast_path: true,
+            scan: fast::V1Scan::default(),
         }
+    }
+
+    /// The same synchroniser with every frame parsed by `serde_json` (`false`), to compare.
+    #[cfg(test)]
+    pub(crate) fn with_fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
+        self
     }
 
     fn on_book(&mut self, parts: &[V1Part<'_>], depth: usize, pair: &str, out: &mut Vec<Event>) {
@@ -662,6 +798,64 @@ impl KrakenV1 {
                 check = Some(c);
             }
         }
+        self.apply_book(depth, pair, snapshot, skipped, check, out);
+    }
+
+    /// [`Self::on_book`] for a frame the fast scanner took: the same steps, with the levels
+    /// already converted.
+    fn on_book_scanned(
+        &mut self,
+        frame: &str,
+        scan: &fast::V1Scan,
+        depth: usize,
+        pair: &str,
+        out: &mut Vec<Event>,
+    ) {
+        self.scratch.clear();
+        let mut skipped = 0;
+        let mut snapshot = false;
+        let mut check = None;
+        for o in &scan.objects {
+            if o.bad_number {
+                self.counters.bad_frames += 1;
+                return;
+            }
+            let [snap_asks, snap_bids, a, b] = &o.lists;
+            snapshot |= snap_asks.is_some() || snap_bids.is_some();
+            for (side, list) in [
+                (Side::Ask, snap_asks),
+                (Side::Bid, snap_bids),
+                (Side::Ask, a),
+                (Side::Bid, b),
+            ] {
+                let levels = list.clone().and_then(|r| scan.levels.get(r));
+                for &(price, level) in levels.unwrap_or_default() {
+                    self.scratch.push((side, price, level));
+                }
+            }
+            skipped += o.skipped;
+            if let Some(c) = o.checksum.clone() {
+                let Some(c) = frame.get(c).and_then(|c| c.parse::<u32>().ok()) else {
+                    self.counters.bad_frames += 1;
+                    return;
+                };
+                check = Some(c);
+            }
+        }
+        self.apply_book(depth, pair, snapshot, skipped, check, out);
+    }
+
+    /// Applies `self.scratch` (a message's parsed levels) to the pair's book and verifies its
+    /// checksum.
+    fn apply_book(
+        &mut self,
+        depth: usize,
+        pair: &str,
+        snapshot: bool,
+        skipped: u64,
+        check: Option<u32>,
+        out: &mut Vec<Event>,
+    ) {
         let Some(id) = self.books.id(pair) else {
             self.counters.bad_frames += 1;
             return;
@@ -729,6 +923,17 @@ impl Venue for KrakenV1 {
 
     fn on_frame(&mut self, frame: &str, out: &mut Vec<Event>) {
         self.counters.frames += 1;
+        if self.fast_path {
+            let mut scan = std::mem::take(&mut self.scan);
+            let taken = fast::v1_book(frame, &mut scan);
+            if let Some((depth, pair)) = taken {
+                self.on_book_scanned(frame, &scan, depth, pair, out);
+            }
+            self.scan = scan;
+            if taken.is_some() {
+                return;
+            }
+        }
         if frame.trim_start().starts_with('{') {
             match serde_json::from_str::<V1Event<'_>>(frame) {
                 Ok(V1Event { event: Some(_) }) => self.counters.control += 1,
