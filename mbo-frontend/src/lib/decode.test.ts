@@ -126,6 +126,21 @@ describe('other endpoints', () => {
 		expect(() => decodeInstruments({})).toThrow(DecodeError);
 	});
 
+	it('leaves crypto books (venue not null) out of the MBO instruments', () => {
+		const list = decodeInstruments(
+			parseJsonExact(
+				'[{"symbol":"CLX5","instrument_id":1,"publisher_id":1,"dataset":"GLBX.MDP3","orders":10,"event_index":3,' +
+					'"crossed":false,"maybe_bad_book":false,"venue":null},' +
+					'{"symbol":"BTC-USD","venue":"consolidated","native_symbol":null,"state":"live","instrument_id":null,' +
+					'"publisher_id":null,"orders":null,"event_index":17,"crossed":false},' +
+					'{"symbol":"BTC-USD","venue":"kraken","native_symbol":"BTC/USD","state":"syncing","instrument_id":null,' +
+					'"publisher_id":null,"orders":null}]'
+			)
+		);
+		expect(list.map((i) => i.symbol)).toEqual(['CLX5']);
+		expect(list[0]?.eventIndex).toBe(3);
+	});
+
 	it('parses SSE ids', () => {
 		expect(parseEventId('3-41')).toEqual({ epoch: 3, index: 41 });
 		expect(parseEventId('0-')).toEqual({ epoch: 0, index: null });
