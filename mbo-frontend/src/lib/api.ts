@@ -1,5 +1,5 @@
 /** REST calls to `mbo serve` (same origin: served by it, or proxied by `npm run dev`). */
-import { decodeInstruments, decodeLevelQueue, decodeStatus } from './decode';
+import { countCryptoBooks, decodeInstruments, decodeLevelQueue, decodeStatus } from './decode';
 import { parseJsonExact } from './json';
 import type { BookSide, Instrument, LevelQueue, ReplayStatus, VenuesInfo } from './types';
 import { decodeVenues } from './venue-decode';
@@ -37,8 +37,10 @@ async function getJson(url: string, init?: RequestInit): Promise<unknown> {
 	return parseJsonExact(text);
 }
 
-export async function fetchInstruments(): Promise<Instrument[]> {
-	return decodeInstruments(await getJson('/api/v1/instruments'));
+/** The MBO instruments, and how many crypto books the server also lists (the venues view's). */
+export async function fetchInstruments(): Promise<{ instruments: Instrument[]; cryptoBooks: number }> {
+	const v = await getJson('/api/v1/instruments');
+	return { instruments: decodeInstruments(v), cryptoBooks: countCryptoBooks(v) };
 }
 
 export async function fetchReplay(): Promise<ReplayStatus> {

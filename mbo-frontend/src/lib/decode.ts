@@ -197,6 +197,15 @@ export function decodeInstruments(v: unknown): Instrument[] {
 	});
 }
 
+/** How many crypto books (entries with a `venue`) `/api/v1/instruments` lists. */
+export function countCryptoBooks(v: unknown): number {
+	if (!Array.isArray(v)) throw new DecodeError('instruments: not an array');
+	return v.filter((x: unknown) => {
+		const o = obj(x, 'instrument');
+		return o.venue !== null && o.venue !== undefined;
+	}).length;
+}
+
 function bookSide(v: unknown): BookSide {
 	if (v === 'B' || v === 'A') return v;
 	throw new DecodeError('side: not B or A');

@@ -8,7 +8,7 @@
  * replaced, never mutated, so Svelte tracks one reference instead of proxying every level.
  */
 import { getContext, setContext } from 'svelte';
-import { ApiError, fetchInstruments, fetchLevel, fetchReplay, fetchVenues, sendReplay, streamUrl, type ReplayCommand } from './api';
+import { ApiError, fetchInstruments, fetchLevel, fetchReplay, sendReplay, streamUrl, type ReplayCommand } from './api';
 import { buildLadder, holdFlashes, sizeMap, type FlashMemory, type Ladder, type SizeMap } from './ladder';
 import { latencyMs, percentile, SampleRing } from './perf';
 import { BOOK_STREAM, StreamClient, type ConnectionState } from './stream';
@@ -55,8 +55,8 @@ export class MarketState {
 	lastTrade = $state.raw<Trade | null>(null);
 	status = $state.raw<ReplayStatus | null>(null);
 	error = $state<string | null>(null);
-	/** Crypto venue connections the server runs (the venues view is linked when there are some). */
-	venueCount = $state(0);
+	/** Crypto books the server lists beside the MBO instruments (the venues view is linked then). */
+	cryptoBooks = $state(0);
 	selected = $state.raw<SelectedLevel | null>(null);
 	queue = $state.raw<LevelQueue | null>(null);
 	queueError = $state<string | null>(null);
@@ -115,15 +115,10 @@ export class MarketState {
 		// One frame loop, however many times loading is retried.
 		if (this.raf === 0) this.raf = requestAnimationFrame(this.frame);
 		if (preferred && !this.symbol) this.select(preferred);
-		fetchVenues().then(
-			(v) => (this.venueCount = v.venues.length),
-			() => {
-				/* no venues link; the instrument list reports an unreachable server */
-			}
-		);
 		try {
-			const [list, status] = await Promise.all([fetchInstruments(), fetchReplay()]);
+			const [{ instruments: list, cryptoBooks }, status] = await Promise.all([fetchInstruments(), fetchReplay()]);
 			this.instruments = list;
+			this.cryptoBooks = cryptoBooks;
 			this.status ??= status;
 			const known = list.find((i) => i.symbol === (this.symbol ?? preferred));
 			const pick = known ?? [...list].sort((a, b) => b.orders - a.orders)[0];
@@ -143,7 +138,7 @@ export class MarketState {
 	/** Reloads the instrument list (a live feed or the simulator can add books). */
 	async refreshInstruments(): Promise<void> {
 		try {
-			this.instruments = await fetchInstruments();
+			({ instruments: this.instruments, cryptoBooks: this.cryptoBooks } = await fetchInstruments());
 		} catch {
 			/* keep the list we have; the connection badge tells the rest */
 		}
