@@ -12,6 +12,7 @@ import {
 	gapAge,
 	stackSegments,
 	venueColor,
+	venueNames,
 	venueOrder,
 	venueSlots
 } from './venue-view';
@@ -106,9 +107,9 @@ describe('buildVenueLadder', () => {
 		expect(l.bids.map((r) => r.priceText)).toEqual(['30000', '29998']);
 		// Crossed: the best bid is above the best ask, and both are there.
 		expect(l.bids[0]!.price > l.asks[1]!.price).toBe(true);
-		expect(l.bids[0]?.bestVenue).toBe('kraken');
-		expect(l.asks[1]?.bestVenue).toBe('coinbase');
-		expect(l.asks[0]?.bestVenue).toBeNull();
+		expect(l.bids[0]?.bestVenues).toEqual(['kraken']);
+		expect(l.asks[1]?.bestVenues).toEqual(['coinbase']);
+		expect(l.asks[0]?.bestVenues).toEqual([]);
 		expect(l.bids[1]?.segments).toEqual([
 			{ venue: 'kraken', size: '1.5', start: 0, width: 0.375 },
 			{ venue: 'coinbase', size: '2.5', start: 0.375, width: 0.625 }
@@ -117,6 +118,13 @@ describe('buildVenueLadder', () => {
 		expect(l.bids[1]?.breakdown).toBe('kraken 1.5 · coinbase 2.5');
 		expect(l.bids[0]?.key).toBe('B30000');
 		expect(crossedLabel(crossed)).toBe('crossed: kraken bid ≥ coinbase ask');
+	});
+
+	it('names every venue at a shared best price', () => {
+		const shared = { ...crossed, bestBid: { ...crossed.bestBid!, venue: 'kraken,coinbase' }, crossedVenues: { bidVenue: 'kraken,coinbase', askVenue: 'coinbase' } };
+		expect(buildVenueLadder(shared, 10, []).bids[0]?.bestVenues).toEqual(['kraken', 'coinbase']);
+		expect(crossedLabel(shared)).toBe('crossed: kraken + coinbase bid ≥ coinbase ask');
+		expect(venueNames('')).toEqual([]);
 	});
 
 	it('cuts to depth and handles an empty book', () => {

@@ -56,6 +56,17 @@ export function venueColor(slots: ReadonlyMap<string, number>, venue: string): s
 	return `var(--venue-${slots.get(venue) ?? VENUE_SLOTS - 1})`;
 }
 
+/**
+ * The venues of a best level or a crossed side: the server names them comma-separated when
+ * several venues quote the same best price ("kraken,coinbase").
+ */
+export function venueNames(text: string): string[] {
+	return text
+		.split(',')
+		.map((v) => v.trim())
+		.filter((v) => v !== '');
+}
+
 /** One venue's part of a level's size bar: fractions (0–1) of the bar's full width. */
 export interface Segment {
 	venue: string;
@@ -76,8 +87,8 @@ export interface VenueRow {
 	size: string;
 	segments: Segment[];
 	best: boolean;
-	/** On the best level: the venue the server names for it (`best_bid.venue`). */
-	bestVenue: string | null;
+	/** On the best level: the venues the server names for it (`best_bid.venue`), else empty. */
+	bestVenues: string[];
 	/** "kraken 2 · coinbase 0.5" */
 	breakdown: string;
 }
@@ -137,7 +148,7 @@ export function buildVenueLadder(book: CryptoBook, depth: number, order: readonl
 			size: l.size,
 			segments: stackSegments(l, order, maxSize),
 			best: i === 0,
-			bestVenue: i === 0 && bestOf && bestOf.price === l.price ? bestOf.venue : null,
+			bestVenues: i === 0 && bestOf && bestOf.price === l.price ? venueNames(bestOf.venue) : [],
 			breakdown: l.venues.map(([v, s]) => `${v} ${s}`).join(' · ')
 		};
 	};
@@ -193,7 +204,8 @@ export function connBadge(state: VenueConnState): { label: string; tone: Tone } 
 export function crossedLabel(book: CryptoBook): string | null {
 	if (!book.crossed) return null;
 	const c = book.crossedVenues;
-	return c ? `crossed: ${c.bidVenue} bid ≥ ${c.askVenue} ask` : 'crossed';
+	const names = (t: string) => venueNames(t).join(' + ');
+	return c ? `crossed: ${names(c.bidVenue)} bid ≥ ${names(c.askVenue)} ask` : 'crossed';
 }
 
 /** A latency in ns: "850 ns", "12.4 µs", "1.25 ms", "3.20 s"; "—" before any sample. */
