@@ -5,11 +5,16 @@
 //   node e2e/run.mjs               tests, then measurements
 //   node e2e/run.mjs --bench-only  measurements only
 //
+// The venues view is tested against the same server with a loopback crypto venue: `mbo
+// venue-sim` replays a Kraken recording over a local WebSocket and `mbo serve --venues kraken`
+// connects to it.
+//
 // Environment: MBO_BIN (default ../mbo-backend/target/debug/mbo), MBO_DATA (default
-// ../../shared/data/mbo relative to this package), CHROMIUM (default /usr/bin/chromium).
+// ../../shared/data/mbo relative to this package), MBO_CRYPTO (default: crypto/ beside
+// MBO_DATA), CHROMIUM (default /usr/bin/chromium).
 // Screenshots go to test-results/ (git-ignored). Exit code 1 on any failure; nothing is skipped.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +27,11 @@ const repo = resolve(pkg, '..');
 const MBO = process.env.MBO_BIN ?? join(repo, 'mbo-backend/target/debug/mbo');
 const DATA = process.env.MBO_DATA ?? resolve(repo, '../shared/data/mbo');
 const CLX5 = join(DATA, 'CLX5_mbo.dbn');
+const CRYPTO = process.env.MBO_CRYPTO ?? resolve(DATA, '../crypto');
+const KRAKEN = join(CRYPTO, 'kraken/python-kraken-sdk_orderbook-v2.json');
+const CRYPTO_SYMBOL = 'BTC-USD';
+/** Levels per side of the venues view's consolidated ladder (VENUES_DEPTH in venues.svelte.ts). */
+const VENUES_DEPTH = 12;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const BUILD = join(pkg, 'build');
 const OUT = join(pkg, 'test-results');
@@ -61,6 +71,7 @@ function ensureChromium() {
 }
 if (!existsSync(MBO)) fail(`no server binary at ${MBO}: run \`cd mbo-backend && cargo build --locked -p mbo-server\``);
 if (!existsSync(CLX5)) fail(`missing ${CLX5} (the real Databento files live in ../shared/data/mbo; see README)`);
+if (!existsSync(KRAKEN)) fail(`missing ${KRAKEN} (the crypto recordings live in ../shared/data/crypto; see README)`);
 if (!existsSync(join(BUILD, 'index.html'))) fail('no build/index.html: run `npm run build` first');
 ensureChromium();
 mkdirSync(OUT, { recursive: true });
@@ -393,6 +404,22 @@ async function tests(browser) {
 			await page.screenshot({ path: join(OUT, '09-reconnected.png') });
 		});
 
+		await step('without venues: no venues link; /venues/ says how to start them', async () => {
+			const v = await json(`${base}/api/v1/venues`);
+			assert(Array.isArray(v.venues) && v.venues.length === 0, `this server runs venues: ${JSON.stringify(v.venues)}`);
+			assert((await page.locator('[data-testid="venues-link"]').count()) === 0, 'a venues link without venues');
+			const p2 = await newPage(page.context().browser(), errors, () => outage);
+			try {
+				await p2.goto(`${base}/venues`);
+				await p2.waitForSelector('[data-testid="venues-hint"]', { timeout: 10_000 });
+				const hint = await p2.textContent('[data-testid="venues-hint"]');
+				assert(hint?.includes('mbo serve --venues kraken,coinbase --symbols BTC-USD'), `hint: ${hint}`);
+				assert(new URL(p2.url()).pathname === '/venues/', `venues page at ${p2.url()}`);
+			} finally {
+				await p2.close();
+			}
+		});
+
 		await step('no console errors (outside the deliberate outage)', async () => {
 			assert(errors.length === 0, errors.join('\n'));
 		});
@@ -404,6 +431,234 @@ async function tests(browser) {
 
 function post(body) {
 	return { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
+
+// ---- the venues view ---------------------------------------------------------------------------
+
+/** Starts `mbo venue-sim` on the Kraken recording; resolves with its first line's URLs. */
+function startVenueSim() {
+	const args = ['venue-sim', '--venue', 'kraken', KRAKEN, '--price-precision', '1', '--qty-precision', '8', '--rate', '200', '--loop'];
+	const child = spawn(MBO, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+	let stderr = '';
+	child.stderr.on('data', (d) => (stderr += d));
+	return new Promise((res, rej) => {
+		let out = '';
+		let done = false;
+		const timer = setTimeout(() => {
+			done = true;
+			child.kill('SIGKILL');
+			rej(new Error(`mbo venue-sim printed no address in 10 s: ${stderr}`));
+		}, 10_000);
+		child.once('exit', (code) => {
+			if (done) return;
+			done = true;
+			clearTimeout(timer);
+			rej(new Error(`mbo venue-sim exited (${code}): ${stderr}`));
+		});
+		child.stdout.on('data', (d) => {
+			out += d;
+			const nl = out.indexOf('\n');
+			if (nl < 0 || done) return;
+			done = true;
+			clearTimeout(timer);
+			try {
+				res({ child, info: JSON.parse(out.slice(0, nl)) });
+			} catch (e) {
+				rej(new Error(`mbo venue-sim's first line is not JSON: ${out.slice(0, nl)} (${e})`));
+			}
+		});
+	});
+}
+
+/** The consolidated ladder as the page shows it (best first per side), with its event index. */
+function readConsolidatedInPage() {
+	const el = document.querySelector('[data-testid="consolidated"]');
+	if (!el) return null;
+	const rows = [...el.querySelectorAll('[data-testid="venue-row"]')].map((r) => ({
+		side: r.getAttribute('data-side'),
+		price: r.getAttribute('data-price'),
+		size: r.getAttribute('data-size'),
+		venues: [...r.querySelectorAll('[data-testid="venue-segment"]')].map((s) => [s.getAttribute('data-venue'), s.getAttribute('data-size')]),
+		best: r.hasAttribute('data-best')
+	}));
+	return {
+		eventIndex: el.getAttribute('data-event-index') ?? '',
+		bids: rows.filter((r) => r.side === 'B'),
+		asks: rows.filter((r) => r.side === 'A').reverse()
+	};
+}
+
+/** In the page: every distinct ladder `read` returns over `ms`, by event index (read once a frame). */
+function recordInPage(ms, read) {
+	return new Promise((res) => {
+		const seen = {};
+		const end = performance.now() + ms;
+		const tick = () => {
+			const x = read();
+			if (x && x.eventIndex !== '' && !seen[x.eventIndex]) seen[x.eventIndex] = x;
+			if (performance.now() < end) requestAnimationFrame(tick);
+			else res(seen);
+		};
+		requestAnimationFrame(tick);
+	});
+}
+
+/** A REST crypto book in the same shape (venues with a zero size take no bar segment). */
+function restLadder(b) {
+	const side = (levels, s) =>
+		levels.map((l) => ({
+			side: s,
+			price: String(l.price),
+			size: l.size,
+			venues: Object.entries(l.venues)
+				.filter(([, q]) => !/^0(\.0*)?$/.test(q))
+				.sort(([a], [b2]) => a.localeCompare(b2))
+		}));
+	return { eventIndex: String(b.event_index), bids: side(b.bids, 'B'), asks: side(b.asks, 'A') };
+}
+
+function sameLadder(ui, api) {
+	for (const s of ['bids', 'asks']) {
+		const u = ui[s];
+		const a = api[s];
+		assert(u.length === a.length, `${s}: ${u.length} rows on the page, ${a.length} from REST`);
+		a.forEach((lv, i) => {
+			const r = u[i];
+			assert(r.price === lv.price, `${s}[${i}] price ${r.price} != ${lv.price}`);
+			// Exact decimal text on both sides: no float in between.
+			assert(r.size === lv.size, `${s}[${i}] size ${r.size} != ${lv.size}`);
+			const uv = [...r.venues].sort(([x], [y]) => x.localeCompare(y));
+			assert(JSON.stringify(uv) === JSON.stringify(lv.venues), `${s}[${i}] venues ${JSON.stringify(uv)} != ${JSON.stringify(lv.venues)}`);
+		});
+	}
+}
+
+async function venueTests(browser) {
+	let sim;
+	try {
+		sim = await startVenueSim();
+	} catch (e) {
+		results.push({ name: 'mbo venue-sim starts', ok: false });
+		console.log(`  ✗ mbo venue-sim starts: ${e instanceof Error ? e.message : String(e)}`);
+		return;
+	}
+	const port = await freePort();
+	const wsUrl = sim.info.ws_url;
+	let server;
+	try {
+		server = await startServer(port, ['--dbn', CLX5, '--loop', '--speed', '20', '--venues', 'kraken', '--symbols', CRYPTO_SYMBOL, '--venue-url', `kraken=${wsUrl}`]);
+	} catch (e) {
+		await stop(sim.child);
+		throw e;
+	}
+	const { child, base } = server;
+	const errors = [];
+	const page = await newPage(browser, errors, () => false);
+	// The recording's channels: a tape can only fill when it holds trades.
+	const recordedTrades = /"channel"\s*:\s*"trade"/.test(readFileSync(KRAKEN, 'utf8'));
+	console.log(`e2e: mbo serve on ${base} with venue kraken at ${wsUrl} (${KRAKEN}; ${recordedTrades ? 'with' : 'no'} trades in the recording)`);
+	try {
+		await step('venues: the main view links the venues view; its instrument picker lists no crypto book', async () => {
+			const list = await json(`${base}/api/v1/instruments`);
+			assert(list.some((i) => i.venue != null), 'the server lists no crypto book in /api/v1/instruments');
+			await page.goto(`${base}/?symbol=${SYMBOL}`);
+			await page.waitForSelector('[data-testid="venues-link"]', { timeout: 10_000 });
+			const options = await page.$$eval('[data-testid="symbol-picker"] option', (os) => os.map((o) => o.value));
+			assert(options.includes(SYMBOL), `the picker lost ${SYMBOL}: ${options.join(', ')}`);
+			assert(!options.includes(CRYPTO_SYMBOL), `the MBO picker lists the crypto book ${CRYPTO_SYMBOL}`);
+			await page.click('[data-testid="venues-link"]');
+			await until('the venues view', async () => new URL(page.url()).pathname === '/venues/');
+			await page.waitForSelector('[data-testid="consolidated"][data-event-index]:not([data-event-index=""])', { timeout: 15_000 });
+		});
+
+		await step('venues: the kraken book shows live, and the health panel kraken live with messages increasing', async () => {
+			const book = '[data-testid="venue-book"][data-venue="kraken"]';
+			await until('the kraken book live', async () => (await page.getAttribute(`${book} [data-testid="venue-book-state"]`, 'data-state')) === 'live', 20_000);
+			const card = '[data-testid="venue-health-card"][data-venue="kraken"]';
+			await until('kraken connection live', async () => (await page.getAttribute(card, 'data-state')) === 'live', 20_000);
+			const m0 = Number(await page.getAttribute(card, 'data-messages'));
+			const m1 = await until('kraken messages increasing', async () => {
+				const m = Number(await page.getAttribute(card, 'data-messages'));
+				return m > m0 ? m : null;
+			});
+			const rest = await json(`${base}/api/v1/venues`);
+			const k = rest.venues.find((h) => h.venue === 'kraken');
+			assert(k && k.state === 'live', `REST health: kraken ${k?.state}`);
+			const rate = await page.textContent(`${card} [data-metric="msgs-per-s"]`);
+			console.log(`    kraken live: messages ${m0} -> ${m1} on the page (${rate} msgs/s), REST ${k.messages}, books live ${k.books_live}/${k.books}`);
+		});
+
+		await step('venues: consolidated ladder equals /api/v1/book/BTC-USD?venue=consolidated at the same event_index', async () => {
+			// The book moves at the simulator's rate while the page shows one frame per 100 ms: record
+			// the page's ladders and the REST books side by side for a while and compare every
+			// event index seen in both.
+			const ms = 4000;
+			const uiP = page.evaluate(`(${recordInPage.toString()})(${ms}, ${readConsolidatedInPage.toString()})`);
+			const rest = {};
+			const end = Date.now() + ms;
+			while (Date.now() < end) {
+				const b = await json(`${base}/api/v1/book/${CRYPTO_SYMBOL}?venue=consolidated&depth=${VENUES_DEPTH}`);
+				rest[String(b.event_index)] ??= b;
+			}
+			const ui = await uiP;
+			const common = Object.keys(ui).filter((k) => rest[k]);
+			console.log(`    ${Object.keys(ui).length} ladders on the page, ${Object.keys(rest).length} REST books, ${common.length} at the same event_index`);
+			if (common.length > 0) {
+				for (const k of common) sameLadder(ui[k], restLadder(rest[k]));
+				const b = rest[common[common.length - 1]];
+				const q = (x) => (x ? `${x.price_decimal} × ${x.size} (${x.venue})` : '—');
+				console.log(`    event_index ${b.event_index} (${b.state}): bid ${q(b.best_bid)}, ask ${q(b.best_ask)}`);
+			} else {
+				// No common index (the book moved between every read): the page's best bid/ask equal
+				// a REST read within a short poll instead.
+				const hit = await until('the page best bid/ask equal to REST', async () => {
+					const [u, b] = await Promise.all([page.evaluate(`(${readConsolidatedInPage.toString()})()`), json(`${base}/api/v1/book/${CRYPTO_SYMBOL}?venue=consolidated&depth=1`)]);
+					return u?.bids[0]?.price === String(b.best_bid?.price) &&
+						u?.asks[0]?.price === String(b.best_ask?.price) &&
+						u?.bids[0]?.size === b.best_bid?.size &&
+						u?.asks[0]?.size === b.best_ask?.size
+						? b
+						: null;
+				});
+				console.log(`    best bid/ask equal REST at event_index ${hit.event_index}`);
+			}
+			// What the page names as best: the REST best's venue.
+			const bests = await page.$$eval('[data-testid="venue-best"]', (els) => els.map((e) => e.getAttribute('data-venue')));
+			assert(bests.every((v) => v === '' || v.split(',').every((n) => n === 'kraken')), `best venues ${bests.join(', ')}`);
+			const crossedRest = (await json(`${base}/api/v1/book/${CRYPTO_SYMBOL}?venue=consolidated&depth=1`)).crossed;
+			if (crossedRest) await page.waitForSelector('[data-testid="venue-crossed"]', { timeout: 5000 });
+		});
+
+		await step('venues: the trade tape (one tape, venue column) fills only with trades the venue sent', async () => {
+			const tape = '[data-testid="venue-tape"]';
+			if (recordedTrades) {
+				await page.waitForSelector(`${tape} [data-testid="venue-trade"][data-venue="kraken"]`, { timeout: 15_000 });
+			} else {
+				// The recording is book updates only: after a few seconds of it the tape is still empty.
+				await sleep(2000);
+				const n = Number(await page.getAttribute(tape, 'data-count'));
+				assert(n === 0, `${n} trades on the tape from a recording without trades`);
+				console.log('    the Kraken recording holds no trades: tape empty, as it should be');
+			}
+		});
+
+		await step('venues: screenshots (dark, light)', async () => {
+			await page.screenshot({ path: join(OUT, '11-venues.png'), fullPage: true });
+			await page.locator('[data-testid="venue-health"]').screenshot({ path: join(OUT, '12-venues-health.png') });
+			await page.click('[data-testid="theme-button"]');
+			await until('light theme', async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === 'light');
+			await page.screenshot({ path: join(OUT, '13-venues-light.png'), fullPage: true });
+			await page.click('[data-testid="theme-button"]');
+		});
+
+		await step('venues: no console errors', async () => {
+			assert(errors.length === 0, errors.join('\n'));
+		});
+	} finally {
+		await page.close();
+		await stop(child);
+		await stop(sim.child);
+	}
 }
 
 // ---- measurements ------------------------------------------------------------------------------
@@ -502,6 +757,7 @@ try {
 	if (!benchOnly) {
 		console.log('e2e tests:');
 		await tests(browser);
+		await venueTests(browser);
 		failed = results.some((r) => !r.ok);
 		const passed = results.filter((r) => r.ok).length;
 		console.log(`${passed}/${results.length} passed; screenshots in ${OUT}`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+	countCryptoBooks,
 	DecodeError,
 	decodeInstruments,
 	decodeLevelQueue,
@@ -124,6 +125,21 @@ describe('other endpoints', () => {
 		expect(list[0]?.symbol).toBe('CLX5');
 		expect(list[0]?.crossed).toBe(true);
 		expect(() => decodeInstruments({})).toThrow(DecodeError);
+	});
+
+	it('leaves crypto books (venue not null) out of the MBO instruments', () => {
+		const text =
+			'[{"symbol":"CLX5","instrument_id":1,"publisher_id":1,"dataset":"GLBX.MDP3","orders":10,"event_index":3,' +
+					'"crossed":false,"maybe_bad_book":false,"venue":null},' +
+					'{"symbol":"BTC-USD","venue":"consolidated","native_symbol":null,"state":"live","instrument_id":null,' +
+					'"publisher_id":null,"orders":null,"event_index":17,"crossed":false},' +
+					'{"symbol":"BTC-USD","venue":"kraken","native_symbol":"BTC/USD","state":"syncing","instrument_id":null,' +
+					'"publisher_id":null,"orders":null}]';
+		const list = decodeInstruments(parseJsonExact(text));
+		expect(list.map((i) => i.symbol)).toEqual(['CLX5']);
+		expect(list[0]?.eventIndex).toBe(3);
+		expect(countCryptoBooks(parseJsonExact(text))).toBe(2);
+		expect(countCryptoBooks([])).toBe(0);
 	});
 
 	it('parses SSE ids', () => {

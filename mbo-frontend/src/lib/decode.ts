@@ -23,44 +23,44 @@ export class DecodeError extends Error {
 	override name = 'DecodeError';
 }
 
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown>;
 
-function obj(v: unknown, what: string): Obj {
+export function obj(v: unknown, what: string): Obj {
 	if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new DecodeError(`${what}: not an object`);
 	return v as Obj;
 }
 
-function big(v: unknown, what: string): bigint {
+export function big(v: unknown, what: string): bigint {
 	if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
 	if (typeof v === 'string' && /^-?\d+$/.test(v)) return BigInt(v);
 	throw new DecodeError(`${what}: not an integer`);
 }
 
-function bigOrNull(v: unknown, what: string): bigint | null {
+export function bigOrNull(v: unknown, what: string): bigint | null {
 	return v === null || v === undefined ? null : big(v, what);
 }
 
-function num(v: unknown, what: string): number {
+export function num(v: unknown, what: string): number {
 	if (typeof v === 'number' && Number.isFinite(v)) return v;
 	// A size or count beyond 2^53 arrives as text; a double is close enough to show it.
 	if (typeof v === 'string' && /^-?\d+$/.test(v)) return Number(v);
 	throw new DecodeError(`${what}: not a number`);
 }
 
-function numOrNull(v: unknown, what: string): number | null {
+export function numOrNull(v: unknown, what: string): number | null {
 	return v === null || v === undefined ? null : num(v, what);
 }
 
-function str(v: unknown, what: string): string {
+export function str(v: unknown, what: string): string {
 	if (typeof v !== 'string') throw new DecodeError(`${what}: not a string`);
 	return v;
 }
 
-function strOrNull(v: unknown, what: string): string | null {
+export function strOrNull(v: unknown, what: string): string | null {
 	return v === null || v === undefined ? null : str(v, what);
 }
 
-function bool(v: unknown, what: string): boolean {
+export function bool(v: unknown, what: string): boolean {
 	if (typeof v !== 'boolean') throw new DecodeError(`${what}: not a boolean`);
 	return v;
 }
@@ -107,7 +107,7 @@ export function decodeBook(v: unknown): Book {
 	};
 }
 
-function tradeSide(v: unknown): TradeSide {
+export function tradeSide(v: unknown): TradeSide {
 	return v === 'B' || v === 'A' ? v : 'N';
 }
 
@@ -173,11 +173,17 @@ export function decodeLagged(v: unknown): Lagged {
 	return { serverTs: big(o.server_ts, 'server_ts'), skipped: num(o.skipped ?? 0, 'skipped') };
 }
 
+/**
+ * The MBO instruments of `/api/v1/instruments`. Crypto books are listed there too, with a
+ * `venue` ("consolidated", "kraken", ...) and no instrument id: they belong to the venues view
+ * and are left out here (`venue` null or absent is an MBO instrument).
+ */
 export function decodeInstruments(v: unknown): Instrument[] {
 	if (!Array.isArray(v)) throw new DecodeError('instruments: not an array');
-	return v.map((x: unknown) => {
+	return v.flatMap((x: unknown): Instrument[] => {
 		const o = obj(x, 'instrument');
-		return {
+		if (o.venue !== null && o.venue !== undefined) return [];
+		const i: Instrument = {
 			symbol: str(o.symbol, 'symbol'),
 			instrumentId: num(o.instrument_id, 'instrument_id'),
 			publisherId: num(o.publisher_id, 'publisher_id'),
@@ -187,7 +193,17 @@ export function decodeInstruments(v: unknown): Instrument[] {
 			crossed: bool(o.crossed, 'crossed'),
 			maybeBadBook: bool(o.maybe_bad_book, 'maybe_bad_book')
 		};
+		return [i];
 	});
+}
+
+/** How many crypto books (entries with a `venue`) `/api/v1/instruments` lists. */
+export function countCryptoBooks(v: unknown): number {
+	if (!Array.isArray(v)) throw new DecodeError('instruments: not an array');
+	return v.filter((x: unknown) => {
+		const o = obj(x, 'instrument');
+		return o.venue !== null && o.venue !== undefined;
+	}).length;
 }
 
 function bookSide(v: unknown): BookSide {

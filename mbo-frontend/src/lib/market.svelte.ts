@@ -11,7 +11,7 @@ import { getContext, setContext } from 'svelte';
 import { ApiError, fetchInstruments, fetchLevel, fetchReplay, sendReplay, streamUrl, type ReplayCommand } from './api';
 import { buildLadder, holdFlashes, sizeMap, type FlashMemory, type Ladder, type SizeMap } from './ladder';
 import { latencyMs, percentile, SampleRing } from './perf';
-import { StreamClient, type ConnectionState } from './stream';
+import { BOOK_STREAM, StreamClient, type ConnectionState } from './stream';
 import { seekStepNs, stepSpeed, type Speed } from './timeline';
 import type { Book, BookSide, Instrument, LevelQueue, ReplayStatus, StreamMessage, Trade } from './types';
 
@@ -55,6 +55,8 @@ export class MarketState {
 	lastTrade = $state.raw<Trade | null>(null);
 	status = $state.raw<ReplayStatus | null>(null);
 	error = $state<string | null>(null);
+	/** Crypto books the server lists beside the MBO instruments (the venues view is linked then). */
+	cryptoBooks = $state(0);
 	selected = $state.raw<SelectedLevel | null>(null);
 	queue = $state.raw<LevelQueue | null>(null);
 	queueError = $state<string | null>(null);
@@ -62,7 +64,7 @@ export class MarketState {
 	perf = $state.raw({ fps: 0, frameP95: 0, workP95: 0, latencyMs: NaN, events: 0, bad: 0, lagged: 0, resyncs: 0 });
 
 	// Not reactive: queued input and bookkeeping of the frame loop.
-	private client: StreamClient | null = null;
+	private client: StreamClient<StreamMessage> | null = null;
 	private pendingBook: Book | null = null;
 	private pendingSnapshot = false;
 	private pendingTrades: Trade[] = [];
@@ -114,8 +116,9 @@ export class MarketState {
 		if (this.raf === 0) this.raf = requestAnimationFrame(this.frame);
 		if (preferred && !this.symbol) this.select(preferred);
 		try {
-			const [list, status] = await Promise.all([fetchInstruments(), fetchReplay()]);
+			const [{ instruments: list, cryptoBooks }, status] = await Promise.all([fetchInstruments(), fetchReplay()]);
 			this.instruments = list;
+			this.cryptoBooks = cryptoBooks;
 			this.status ??= status;
 			const known = list.find((i) => i.symbol === (this.symbol ?? preferred));
 			const pick = known ?? [...list].sort((a, b) => b.orders - a.orders)[0];
@@ -135,7 +138,7 @@ export class MarketState {
 	/** Reloads the instrument list (a live feed or the simulator can add books). */
 	async refreshInstruments(): Promise<void> {
 		try {
-			this.instruments = await fetchInstruments();
+			({ instruments: this.instruments, cryptoBooks: this.cryptoBooks } = await fetchInstruments());
 		} catch {
 			/* keep the list we have; the connection badge tells the rest */
 		}
@@ -162,11 +165,15 @@ export class MarketState {
 		this.epoch = null;
 		this.tape = [];
 		this.lastTrade = null;
-		this.client = new StreamClient(streamUrl(symbol, STREAM_DEPTH, STREAM_INTERVAL_MS), {
-			message: (m) => this.receive(m),
-			state: (s) => (this.connection = s),
-			bad: () => this.bad++
-		});
+		this.client = new StreamClient(
+			streamUrl(symbol, STREAM_DEPTH, STREAM_INTERVAL_MS),
+			{
+				message: (m) => this.receive(m),
+				state: (s) => (this.connection = s),
+				bad: () => this.bad++
+			},
+			BOOK_STREAM
+		);
 		this.client.start();
 	}
 

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { backoffMs, StreamClient, type ConnectionState } from './stream';
-import type { StreamMessage } from './types';
+import { backoffMs, BOOK_STREAM, StreamClient, type ConnectionState } from './stream';
+import { decodeVenueStreamMessage, VENUE_EVENTS } from './venue-decode';
+import type { StreamMessage, VenueStreamMessage } from './types';
 
 /** A stand-in for the browser's EventSource: the test drives its events. */
 class FakeEventSource {
@@ -32,7 +33,7 @@ describe('StreamClient', () => {
 	let states: ConnectionState[];
 	let messages: StreamMessage[];
 	let bad: string[];
-	let client: StreamClient;
+	let client: StreamClient<StreamMessage>;
 
 	beforeEach(() => {
 		vi.useFakeTimers();
@@ -41,11 +42,15 @@ describe('StreamClient', () => {
 		states = [];
 		messages = [];
 		bad = [];
-		client = new StreamClient('/api/v1/stream?symbol=X', {
-			message: (m) => messages.push(m),
-			state: (s) => states.push(s),
-			bad: (e) => bad.push(e)
-		});
+		client = new StreamClient(
+			'/api/v1/stream?symbol=X',
+			{
+				message: (m) => messages.push(m),
+				state: (s) => states.push(s),
+				bad: (e) => bad.push(e)
+			},
+			BOOK_STREAM
+		);
 	});
 	afterEach(() => {
 		client.stop();
@@ -101,6 +106,30 @@ describe('StreamClient', () => {
 		vi.advanceTimersByTime(10_000);
 		expect(FakeEventSource.all).toHaveLength(1);
 		expect(states.at(-1)).toBe('closed');
+	});
+});
+
+describe('StreamClient with the venues protocol', () => {
+	afterEach(() => vi.unstubAllGlobals());
+
+	it('listens to the venues events (health, no status) and decodes them with its decoder', () => {
+		FakeEventSource.all = [];
+		vi.stubGlobal('EventSource', FakeEventSource);
+		const got: VenueStreamMessage[] = [];
+		const bad: string[] = [];
+		const c = new StreamClient(
+			'/api/v1/stream/venues?symbol=BTC-USD',
+			{ message: (m) => got.push(m), state: () => {}, bad: (e) => bad.push(e) },
+			{ events: VENUE_EVENTS, decode: decodeVenueStreamMessage }
+		);
+		c.start();
+		const es = FakeEventSource.all[0]!;
+		expect([...es.listeners.keys()]).toEqual(['snapshot', 'book', 'trade', 'health', 'lagged']);
+		es.emit('health', '{"server_ts":1,"symbols":["BTC-USD"],"venues":[]}', '5');
+		es.emit('health', '{"server_ts":1}', '6');
+		expect(got).toEqual([{ kind: 'health', id: '5', info: { serverTs: 1n, symbols: ['BTC-USD'], venues: [] } }]);
+		expect(bad).toEqual(['health']);
+		c.stop();
 	});
 });
 

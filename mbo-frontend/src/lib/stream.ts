@@ -14,8 +14,8 @@ import type { StreamMessage } from './types';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
-export interface StreamHandlers {
-	message(m: StreamMessage): void;
+export interface StreamHandlers<M = StreamMessage> {
+	message(m: M): void;
 	state(s: ConnectionState): void;
 	/** A message that did not decode (dropped, never half-applied). */
 	bad(event: string, error: unknown): void;
@@ -23,12 +23,21 @@ export interface StreamHandlers {
 
 const EVENTS = ['snapshot', 'book', 'trade', 'status', 'lagged'] as const;
 
+/** Which events a stream carries and how each decodes (the venues stream has its own). */
+export interface StreamProtocol<M> {
+	events: readonly string[];
+	decode(event: string, id: string, data: string): M;
+}
+
+/** `/api/v1/stream`. */
+export const BOOK_STREAM: StreamProtocol<StreamMessage> = { events: EVENTS, decode: decodeStreamMessage };
+
 /** Delay before the n-th manual reconnection attempt (n from 0): 0.5 s doubling to 5 s. */
 export function backoffMs(attempt: number): number {
 	return Math.min(500 * 2 ** Math.max(attempt, 0), 5000);
 }
 
-export class StreamClient {
+export class StreamClient<M = StreamMessage> {
 	private es: EventSource | null = null;
 	private retryTimer: ReturnType<typeof setTimeout> | null = null;
 	private attempt = 0;
@@ -36,7 +45,8 @@ export class StreamClient {
 
 	constructor(
 		private readonly url: string,
-		private readonly on: StreamHandlers
+		private readonly on: StreamHandlers<M>,
+		private readonly protocol: StreamProtocol<M>
 	) {}
 
 	start(): void {
@@ -77,10 +87,10 @@ export class StreamClient {
 				if (!this.stopped) this.open();
 			}, delay);
 		};
-		for (const name of EVENTS) {
+		for (const name of this.protocol.events) {
 			es.addEventListener(name, (ev: MessageEvent<string>) => {
 				try {
-					this.on.message(decodeStreamMessage(name, ev.lastEventId, ev.data));
+					this.on.message(this.protocol.decode(name, ev.lastEventId, ev.data));
 				} catch (e) {
 					if (e instanceof DecodeError || e instanceof SyntaxError) this.on.bad(name, e);
 					else throw e;

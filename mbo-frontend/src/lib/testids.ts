@@ -25,7 +25,25 @@ export const TestId = {
 	help: 'help',
 	helpButton: 'help-button',
 	themeButton: 'theme-button',
-	error: 'error'
+	error: 'error',
+	// the venues view (/venues)
+	venuesLink: 'venues-link',
+	venuesHint: 'venues-hint',
+	venueSymbolPicker: 'venue-symbol-picker',
+	venuesConnection: 'venues-connection',
+	venueLegend: 'venue-legend',
+	consolidated: 'consolidated',
+	venueBest: 'venue-best',
+	venueCrossed: 'venue-crossed',
+	venueRow: 'venue-row',
+	venueSegment: 'venue-segment',
+	venueBook: 'venue-book',
+	venueBookState: 'venue-book-state',
+	venueTape: 'venue-tape',
+	venueTrade: 'venue-trade',
+	venueHealth: 'venue-health',
+	venueHealthCard: 'venue-health-card',
+	mainLink: 'main-link'
 } as const;
 
 export type TestIdValue = (typeof TestId)[keyof typeof TestId];
