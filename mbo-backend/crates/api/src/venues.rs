@@ -179,14 +179,12 @@ impl Venues {
                 health,
                 publish_latency: LatencyRing::default(),
                 exchange_latency: LatencyRing::default(),
+                msgs_per_s: std::sync::atomic::AtomicU64::new(0),
             });
         }
         drop(tx);
         let (hub, layout) = build_hub(&config.symbols, connections, &natives);
-        hub.health_json.store(Arc::new(health::health_json(
-            &hub,
-            &mut health::Sampler::new(&hub),
-        )));
+        hub.health_json.store(Arc::new(health::health_json(&hub)));
         let engine = VenueEngine::new(hub.clone(), metrics.clone(), rx, &layout, &truncate)
             .with_resync(resync);
         let cancel = shutdown.child_token();

@@ -35,6 +35,7 @@ fn rig(venues: &[(VenueKind, &str)]) -> Rig {
             health: watch::channel(Health::default()).1,
             publish_latency: LatencyRing::default(),
             exchange_latency: LatencyRing::default(),
+            msgs_per_s: std::sync::atomic::AtomicU64::new(0),
         })
         .collect();
     let natives: Vec<Vec<Arc<str>>> = venues.iter().map(|(_, n)| vec![Arc::from(*n)]).collect();

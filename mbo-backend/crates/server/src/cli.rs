@@ -51,6 +51,10 @@ pub enum Command {
     /// Record live venue connections' raw frames (and Binance REST snapshots) with receive
     /// times, in the cryptofeed raw formats `mbo venue-replay` reads.
     Record(crate::record::RecordArgs),
+    /// Measure the crypto venue path end to end: four loopback venues play recordings at a
+    /// given rate into the server's venue runtime; print receive-to-publish latency
+    /// percentiles as one JSON line.
+    VenueBench(crate::venue_bench::VenueBenchArgs),
 }
 
 /// `mbo simulate`.

@@ -13,6 +13,7 @@ mod replay_cmd;
 mod serve;
 mod simulate;
 mod stats;
+mod venue_bench;
 mod venue_replay;
 mod venue_sim;
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Some(cli::Command::VenueReplay(args)) => venue_replay::run(&args),
         Some(cli::Command::VenueSim(args)) => venue_sim::run(&args),
         Some(cli::Command::Record(args)) => record::run(&args),
+        Some(cli::Command::VenueBench(args)) => venue_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -141,8 +141,10 @@ pub fn book(t: &Target, p: &Params) -> Result<Response, ApiError> {
     Ok(json_bytes(entry.frame.load().json(depth)))
 }
 
-/// The object of `GET /api/v1/venues` and of `health`/`status` events.
-fn venues_json(hub: Option<&VenueHub>) -> Bytes {
+/// The object of `GET /api/v1/venues` (`fresh`: health as of now) and of `health`/`status`
+/// events (the sampler's copy, refreshed every second: a thousand streams do not each rebuild
+/// it).
+fn venues_json(hub: Option<&VenueHub>, fresh: bool) -> Bytes {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"{\"server_ts\":");
     out.extend_from_slice(itoa::Buffer::new().format(now_ns()).as_bytes());
@@ -152,6 +154,7 @@ fn venues_json(hub: Option<&VenueHub>) -> Bytes {
     out.extend_from_slice(&serde_json::to_vec(&symbols).unwrap_or_else(|_| b"[]".to_vec()));
     out.extend_from_slice(b",\"venues\":");
     match hub {
+        Some(h) if fresh => out.extend_from_slice(&crate::venues::health::health_json(h)),
         Some(h) => out.extend_from_slice(&h.health_json.load()),
         None => out.extend_from_slice(b"[]"),
     }
@@ -163,7 +166,7 @@ fn venues_json(hub: Option<&VenueHub>) -> Bytes {
 #[utoipa::path(get, path = "/api/v1/venues", tag = "venues",
     responses((status = 200, description = "The crypto symbols and each venue connection's health (state, msgs/s, gaps, resyncs, checksum failures, latency p50/p99); empty lists when no venue runs", content_type = "application/json")))]
 pub async fn status(State(s): State<AppState>) -> Response {
-    json_bytes(venues_json(s.venues.as_deref()))
+    json_bytes(venues_json(s.venues.as_deref(), true))
 }
 
 /// `GET /api/v1/stream/venues`.
@@ -306,7 +309,7 @@ impl Client {
     }
 
     fn write_health(&mut self) {
-        let data = venues_json(Some(&self.target.hub));
+        let data = venues_json(Some(&self.target.hub), false);
         write_event(&mut self.buf, self.health_event, "", &data);
         self.counters[3].inc();
         self.last_health = Instant::now();

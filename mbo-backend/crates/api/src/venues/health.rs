@@ -2,6 +2,7 @@
 //! `GET /api/v1/venues` (and of the venues stream's `health` events), and the latency
 //! rings into the histograms. All of it off the hot path.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +55,6 @@ pub fn reason_text(r: &ResyncReason) -> String {
 #[derive(Debug, Clone)]
 pub struct Sampler {
     last: Vec<(Health, Instant, u64, u64)>,
-    rates: Vec<f64>,
 }
 
 impl Sampler {
@@ -66,7 +66,6 @@ impl Sampler {
                 .iter()
                 .map(|_| (Health::default(), Instant::now(), 0, 0))
                 .collect(),
-            rates: vec![0.0; hub.connections.len()],
         }
     }
 }
@@ -116,8 +115,9 @@ struct ConnectionJson<'a> {
     publish_latency_ns: Latency,
 }
 
-/// The `venues` array: every connection's health, rates from the sampler.
-pub fn health_json(hub: &VenueHub, sampler: &mut Sampler) -> Bytes {
+/// The `venues` array: every connection's health as of now (rates from the sampler's last
+/// visit).
+pub fn health_json(hub: &VenueHub) -> Bytes {
     let healths: Vec<Health> = hub
         .connections
         .iter()
@@ -127,8 +127,7 @@ pub fn health_json(hub: &VenueHub, sampler: &mut Sampler) -> Bytes {
         .connections
         .iter()
         .zip(&healths)
-        .enumerate()
-        .map(|(i, (c, h))| ConnectionJson {
+        .map(|(c, h)| ConnectionJson {
             venue: c.venue.name(),
             state: state_name(h.state),
             url: &c.url,
@@ -136,7 +135,8 @@ pub fn health_json(hub: &VenueHub, sampler: &mut Sampler) -> Bytes {
             books_live: h.books_live,
             books: h.books.max(c.symbols.len()),
             messages: h.messages,
-            msgs_per_s: (sampler.rates.get(i).copied().unwrap_or(0.0) * 10.0).round() / 10.0,
+            msgs_per_s: (f64::from_bits(c.msgs_per_s.load(Ordering::Relaxed)) * 10.0).round()
+                / 10.0,
             bytes: h.bytes,
             connects: h.connects,
             reconnects: h.reconnects,
@@ -192,7 +192,8 @@ pub fn visit(hub: &VenueHub, metrics: &VenueMetrics, sampler: &mut Sampler) {
             .set(state_code(h.state));
         let dt = now.duration_since(*at).as_secs_f64();
         if dt > 0.0 {
-            sampler.rates[i] = h.messages.saturating_sub(last.messages) as f64 / dt;
+            let rate = h.messages.saturating_sub(last.messages) as f64 / dt;
+            c.msgs_per_s.store(rate.to_bits(), Ordering::Relaxed);
         }
         let publish = metrics.publish_latency.with_label_values(&name);
         for ns in c.publish_latency.since(*seen_publish) {
@@ -207,7 +208,7 @@ pub fn visit(hub: &VenueHub, metrics: &VenueMetrics, sampler: &mut Sampler) {
         *last = h;
         *at = now;
     }
-    hub.health_json.store(Arc::new(health_json(hub, sampler)));
+    hub.health_json.store(Arc::new(health_json(hub)));
 }
 
 /// Visits every `every` until cancelled.

@@ -82,6 +82,8 @@ pub struct ConnectionEntry {
     pub publish_latency: LatencyRing,
     /// Venue time → receive, ns, per trade carrying a venue time.
     pub exchange_latency: LatencyRing,
+    /// Messages per second over the last sampler period (`f64` bits).
+    pub msgs_per_s: std::sync::atomic::AtomicU64,
 }
 
 /// Every crypto book and connection.
