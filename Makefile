@@ -8,7 +8,7 @@ MBO_BIN ?= $(abspath $(BACKEND)/target/debug/mbo)
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
-.PHONY: help run frontend test-frontend bench-frontend bench-serve test test-backend test-ops server-bin lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim
+.PHONY: help run frontend test-frontend bench-frontend bench-serve test test-backend test-ops server-bin lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim bench-venues
 
 help:
 	@echo "make run     - build and start mbo serve on the simulator: http://127.0.0.1:8080/"
@@ -111,6 +111,13 @@ bench-pacing: release check-data
 # 10,000 clients held 60 s, and the raw MBO stream. Prints a Markdown table.
 bench-serve: release check-data
 	python3 $(BACKEND)/scripts/bench_serve.py $(BACKEND)/target/release/mbo $(DATA) $(SCENARIOS)
+
+# Crypto venues: parse + sync + apply per core over the recordings (CPU time), then
+# receive -> published latency at 1,000 msg/s over four loopback venues (one JSON line).
+CRYPTO ?= $(abspath ../shared/data/crypto)
+bench-venues: release
+	cd $(BACKEND) && MBO_CRYPTO_DATA=$(CRYPTO) $(CARGO) run --release --locked -p mbo-venues --example throughput
+	$(BACKEND)/target/release/mbo venue-bench --data $(CRYPTO) --rate 1000 --seconds 10
 
 clean:
 	cd $(BACKEND) && $(CARGO) clean

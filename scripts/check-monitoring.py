@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Live check of the monitoring: a real Prometheus scraping a real `mbo serve`.
 
-Starts `mbo serve` (simulator, storage on in a temporary directory, two SSE clients so the
-stream metrics exist) and Prometheus with the repository's monitoring/prometheus.yml and
+Starts `mbo serve` (simulator, storage on in a temporary directory, a crypto venue: the real
+Kraken recording played on loopback by `mbo venue-sim`, two SSE clients so the stream metrics
+exist) and Prometheus with the repository's monitoring/prometheus.yml and
 alerts.yml (only the scrape target is rewritten to the test port). After Prometheus has
 scraped mbo at least twice, it evaluates through Prometheus' HTTP API:
 
@@ -198,12 +199,32 @@ def run(args, tmp: Path, procs: list, clients: list) -> int:
     mbo_url = f"http://127.0.0.1:{mbo_port}"
     prom_url = f"http://127.0.0.1:{prom_port}"
 
-    # --- mbo serve: simulator, storage on, nothing inherited from a developer's settings.
+    # --- A crypto venue on loopback: the real Kraken recording, looped, so the venue panels
+    # and alerts are checked against real mbo_venue_* series.
+    crypto = Path(os.environ.get("MBO_CRYPTO_DATA", ROOT.parent / "shared" / "data" / "crypto"))
+    kraken = crypto / "kraken" / "python-kraken-sdk_orderbook-v2.json"
+    if not kraken.is_file():
+        fail(f"{kraken} is missing (the crypto recordings are expected in ../shared/data/crypto "
+             "relative to the repository root, or set MBO_CRYPTO_DATA); never skipped")
+    sim = subprocess.Popen([str(args.mbo.resolve()), "venue-sim", "--venue", "kraken", str(kraken),
+                            "--price-precision", "1", "--qty-precision", "8", "--rate", "50",
+                            "--loop"], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    procs.append(sim)
+    line = sim.stdout.readline() if sim.stdout else b""
+    try:
+        ws_url = json.loads(line)["ws_url"]
+    except (ValueError, KeyError):
+        fail(f"mbo venue-sim printed {line!r}, not its URLs")
+    log(f"mbo venue-sim (kraken) on {ws_url}")
+
+    # --- mbo serve: simulator, storage on, the venue, nothing inherited from a developer's
+    # settings.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MBO_") and k not in ("DATABENTO_API_KEY", "DBN_KEY")}
     env.update(MBO_BIND=f"127.0.0.1:{mbo_port}", MBO_DB=str(tmp / "mbo.db"),
                MBO_STATIC_DIR=str(tmp / "no-dashboard"), MBO_LOG="warn",
-               MBO_SHUTDOWN_TIMEOUT="2s")
+               MBO_SHUTDOWN_TIMEOUT="2s", MBO_VENUES="kraken", MBO_SYMBOLS="BTC-USD",
+               MBO_VENUE_URLS=f"kraken={ws_url}")
     mbo_log = open(tmp / "mbo.log", "wb")
     # cwd=tmp: mbo reads .env from its working directory; the check must not pick one up.
     procs.append(subprocess.Popen([str(args.mbo.resolve()), "serve"], cwd=tmp, env=env,
