@@ -21,6 +21,7 @@ help:
 	@echo "make bench-pacing - 60 s replay at 500k records/s (pacing drift, must be within 1%)"
 	@echo "make bench-sim - simulator speed (null sink, >= 5 M records/s) and mbo simulate"
 	@echo "make bench-serve - mbo serve under mbo loadtest: ready time, RSS, 1k/10k clients, MBO stream, storage"
+	@echo "make bench-venues - crypto venues: parse+sync+apply per core, receive-to-publish latency at 1,000 msg/s"
 	@echo "make release - build the optimised mbo binary"
 
 # The product, on a fresh machine with no configuration: the built-in simulator, realtime.
