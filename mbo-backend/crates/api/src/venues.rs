@@ -1,17 +1,18 @@
-//! # Crypto venues in the server: live L2 books beside (or instead of) the MBO feed
+//! # Crypto venues in the server: live L2 books beside the MBO feed
 //!
-//! `mbo serve --venues kraken,coinbase --venue-symbols BTC-USD,ETH-USD` starts one
+//! `mbo serve --venues kraken,coinbase --symbols BTC-USD,ETH-USD` starts one
 //! [`mbo_venues_net`] connection task per venue and one [`engine::VenueEngine`] on a
 //! dedicated thread with its own single-threaded Tokio runtime (like the MBO ingest): the
 //! socket reads, the parsing and the publishing never wait behind HTTP clients, and a frame
 //! goes from the socket to the published book without crossing threads.
 //!
-//! Data flow: connection tasks → one bounded channel (a full channel drops and counts, the
-//! engine marks that venue's books stale: see [`engine`]) → the engine's books → per book
-//! the latest [`frame::VenueFrame`] behind an `ArcSwap`, per symbol one broadcast of
-//! [`hub::VenueUpdateBatch`]es → REST and SSE readers ([`crate::http::venues`]). A sampler
-//! task copies each connection's health into the `mbo_venue_*` metrics and the health JSON
-//! once a second ([`health`]).
+//! Data flow: each connection task parses a frame and applies its events to the engine in
+//! place ([`engine::InlineEngine`]), which publishes at the end of the frame: per book the
+//! latest [`frame::VenueFrame`] behind an `ArcSwap`, per symbol one broadcast of
+//! [`hub::VenueUpdateBatch`]es, read by REST and SSE ([`crate::http::venues`]). No channel
+//! and no task switch lie between the socket read and the published book. A sampler task
+//! copies each connection's health into the `mbo_venue_*` metrics and the health JSON once a
+//! second ([`health`]).
 //!
 //! ## HTTP surface (same event types as the MBO streams)
 //! * `GET /api/v1/venues`: `{"server_ts","symbols":[..],"venues":[health..]}`.
@@ -33,7 +34,7 @@ pub mod hub;
 pub mod latency;
 pub mod metrics;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -43,15 +44,11 @@ use mbo_venues_net::{Connection, ConnectionConfig};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::venues::engine::{Layout, VenueEngine};
+use crate::venues::engine::{InlineEngine, Layout, VenueEngine};
 use crate::venues::frame::{BookState, VenueFrame, CONSOLIDATED, MAX_VENUES};
 use crate::venues::hub::{ConnectionEntry, SymbolEntry, VenueBookEntry, VenueHub, VENUE_RING};
 use crate::venues::latency::LatencyRing;
 use crate::venues::metrics::VenueMetrics;
-
-/// Events queued between the connections and the engine at most (about ten seconds of four
-/// busy venues; the engine drains thousands per millisecond).
-pub const CHANNEL: usize = 65_536;
 
 /// What `mbo serve` resolved for the venues.
 #[derive(Debug, Clone)]
@@ -136,7 +133,6 @@ impl Venues {
             }
         }
         let metrics = VenueMetrics::register(registry)?;
-        let (tx, rx) = mpsc::channel(CHANNEL);
         let mut connections = Vec::new();
         let mut tasks = Vec::new();
         let mut natives: Vec<Vec<Arc<str>>> = Vec::new();
@@ -167,7 +163,7 @@ impl Venues {
             cfg.depth = config.depth;
             truncate.push((venue == VenueKind::Kraken).then(|| cfg.book_depth()));
             let url = cfg.ws_url.clone();
-            let (conn, health) = Connection::new(cfg, Some(tx.clone()))?;
+            let (conn, health) = Connection::new(cfg, None)?;
             let (resync_tx, resync_rx) = mpsc::channel(64);
             tasks.push(conn.with_resync_requests(resync_rx));
             resync.push(Some(resync_tx));
@@ -182,11 +178,15 @@ impl Venues {
                 msgs_per_s: std::sync::atomic::AtomicU64::new(0),
             });
         }
-        drop(tx);
         let (hub, layout) = build_hub(&config.symbols, connections, &natives);
         hub.health_json.store(Arc::new(health::health_json(&hub)));
-        let engine = VenueEngine::new(hub.clone(), metrics.clone(), rx, &layout, &truncate)
-            .with_resync(resync);
+        let engine = InlineEngine(Arc::new(Mutex::new(
+            VenueEngine::new(hub.clone(), metrics.clone(), &layout, &truncate).with_resync(resync),
+        )));
+        let tasks: Vec<Connection> = tasks
+            .into_iter()
+            .map(|c| c.with_sink(Box::new(engine.clone())))
+            .collect();
         let cancel = shutdown.child_token();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -208,7 +208,7 @@ impl Venues {
                             Duration::from_secs(1),
                             cancel.clone(),
                         ));
-                        engine.run(cancel.clone()).await;
+                        cancel.cancelled().await;
                         for t in running {
                             let _ = t.await;
                         }

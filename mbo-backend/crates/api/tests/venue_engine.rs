@@ -46,7 +46,6 @@ fn rig(venues: &[(VenueKind, &str)]) -> Rig {
         .iter()
         .map(|(v, _)| (*v == VenueKind::Kraken).then_some(10))
         .collect();
-    let (_tx, rx) = mpsc::channel(1);
     let (senders, resync): (Vec<_>, Vec<_>) = venues
         .iter()
         .map(|_| {
@@ -54,8 +53,7 @@ fn rig(venues: &[(VenueKind, &str)]) -> Rig {
             (Some(tx), rx)
         })
         .unzip();
-    let engine =
-        VenueEngine::new(hub.clone(), metrics, rx, &layout, &truncate).with_resync(senders);
+    let engine = VenueEngine::new(hub.clone(), metrics, &layout, &truncate).with_resync(senders);
     Rig {
         hub,
         engine,

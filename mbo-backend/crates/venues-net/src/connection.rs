@@ -62,6 +62,42 @@ pub struct RawFrame {
     pub text: String,
 }
 
+/// What [`EventSink::deliver`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Taken.
+    Taken,
+    /// Dropped: no room (counted; the next event carries the count in `lagged`).
+    Full,
+    /// The consumer is gone: nothing more is delivered.
+    Closed,
+}
+
+/// Where a connection's events go. Called on the connection task, after each frame is
+/// parsed: an implementation must never wait (the socket reader would wait with it).
+///
+/// A bounded `tokio::sync::mpsc::Sender` is one (`try_send`: a full channel drops and
+/// counts); a consumer on the same thread can apply the events in place instead, with no
+/// channel and no task hop between the socket read and its books.
+pub trait EventSink: Send {
+    /// One event of the frame being handled.
+    fn deliver(&mut self, update: VenueUpdate) -> Delivery;
+
+    /// Every event of one frame (or REST snapshot, or reconnect) was delivered: a
+    /// consumer that publishes per frame does it here.
+    fn frame_done(&mut self) {}
+}
+
+impl EventSink for mpsc::Sender<VenueUpdate> {
+    fn deliver(&mut self, update: VenueUpdate) -> Delivery {
+        match self.try_send(update) {
+            Ok(()) => Delivery::Taken,
+            Err(mpsc::error::TrySendError::Full(_)) => Delivery::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+        }
+    }
+}
+
 /// A running connection task.
 pub struct ConnectionHandle {
     /// Health, updated as frames arrive.
@@ -191,7 +227,7 @@ pub struct Connection {
     cfg: ConnectionConfig,
     venue: Box<dyn Venue + Send>,
     health: watch::Sender<Health>,
-    sink: Option<mpsc::Sender<VenueUpdate>>,
+    sink: Option<Box<dyn EventSink>>,
     tap: Option<mpsc::Sender<RawFrame>>,
     resync_requests: Option<mpsc::Receiver<Arc<str>>>,
     lagged: u64,
@@ -251,7 +287,7 @@ impl Connection {
                 cfg: config,
                 venue,
                 health,
-                sink,
+                sink: sink.map(|s| Box::new(s) as Box<dyn EventSink>),
                 tap: None,
                 resync_requests: None,
                 lagged: 0,
@@ -271,6 +307,13 @@ impl Connection {
     #[must_use]
     pub fn with_raw_tap(mut self, tap: mpsc::Sender<RawFrame>) -> Self {
         self.tap = Some(tap);
+        self
+    }
+
+    /// Delivers events to `sink` instead of the channel given to [`Connection::new`].
+    #[must_use]
+    pub fn with_sink(mut self, sink: Box<dyn EventSink>) -> Self {
+        self.sink = Some(sink);
         self
     }
 
@@ -616,6 +659,7 @@ impl Connection {
                 event,
             });
         }
+        self.frame_done();
         events.clear();
         self.events = events;
     }
@@ -634,6 +678,7 @@ impl Connection {
                 event: Event::Reset { book },
             });
         }
+        self.frame_done();
     }
 
     /// Gets a fresh snapshot of `symbol`: a REST snapshot (after `delay`) or a
@@ -669,14 +714,20 @@ impl Connection {
     }
 
     fn deliver(&mut self, update: VenueUpdate) {
-        let Some(sink) = &self.sink else { return };
-        match sink.try_send(update) {
-            Ok(()) => self.lagged = 0,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        let Some(sink) = &mut self.sink else { return };
+        match sink.deliver(update) {
+            Delivery::Taken => self.lagged = 0,
+            Delivery::Full => {
                 self.lagged += 1;
                 self.health.send_modify(|h| h.events_dropped += 1);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.sink = None,
+            Delivery::Closed => self.sink = None,
+        }
+    }
+
+    fn frame_done(&mut self) {
+        if let Some(sink) = &mut self.sink {
+            sink.frame_done();
         }
     }
 }
