@@ -215,7 +215,7 @@ fn consolidated_book_merges_venues_flags_the_cross_and_drops_stale_venues() {
     assert_eq!(all.bid_levels, kf.bid_levels + cf.bid_levels);
     assert_eq!(all.ask_levels, kf.ask_levels + cf.ask_levels);
     for l in all.bids.iter().chain(&all.asks) {
-        let sum: u128 = l.by_venue.iter().map(|q| q.0).sum();
+        let sum: u128 = all.shares_of(l).map(|(_, q)| q.0).sum();
         assert_eq!(sum, l.size.0);
     }
     assert_eq!(

@@ -430,28 +430,17 @@ impl VenueEngine {
         s.seq += 1;
         let entry = &self.hub.symbols[s.symbol].books[s.book_pos];
         let sym = &self.symbols[s.symbol];
-        let level = |l: mbo_venues::LevelView| {
-            let mut by_venue = [Qty(0); MAX_VENUES];
-            by_venue[s.venue_idx] = l.level.qty;
-            VenueLevel {
-                price: l.price,
-                size: l.level.qty,
-                by_venue,
-            }
-        };
-        let bids: Vec<VenueLevel> = s
-            .book
-            .levels(Side::Bid)
-            .take(VENUE_FRAME_DEPTH)
-            .map(level)
-            .collect();
-        let asks: Vec<VenueLevel> = s
-            .book
-            .levels(Side::Ask)
-            .take(VENUE_FRAME_DEPTH)
-            .map(level)
-            .collect();
         let bit = 1u8 << s.venue_idx;
+        let level = |l: mbo_venues::LevelView| VenueLevel {
+            price: l.price,
+            size: l.level.qty,
+            mask: bit,
+            first: 0,
+        };
+        let mut bids = Vec::with_capacity(s.book.len(Side::Bid).min(VENUE_FRAME_DEPTH));
+        bids.extend(s.book.levels(Side::Bid).take(VENUE_FRAME_DEPTH).map(level));
+        let mut asks = Vec::with_capacity(s.book.len(Side::Ask).min(VENUE_FRAME_DEPTH));
+        asks.extend(s.book.levels(Side::Ask).take(VENUE_FRAME_DEPTH).map(level));
         let mut f = VenueFrame::empty(
             self.hub.symbols[s.symbol].symbol.clone(),
             entry.venue,
@@ -478,43 +467,43 @@ impl VenueEngine {
         let sym = &mut self.symbols[i];
         sym.seq += 1;
         let cons = &sym.consolidated;
-        let level = |(price, sizes): (i64, &[(usize, Qty)])| {
-            let mut by_venue = [Qty(0); MAX_VENUES];
+        let depth = |side| cons.len(side).min(VENUE_FRAME_DEPTH);
+        let mut shares = Vec::with_capacity(depth(Side::Bid) + depth(Side::Ask));
+        let mut level = |(price, sizes): (i64, &[(usize, Qty)])| {
+            let first = u32::try_from(shares.len()).unwrap_or(u32::MAX);
+            let mut mask = 0u8;
             let mut total = 0u128;
             for &(v, q) in sizes {
-                if let Some(slot) = by_venue.get_mut(v) {
-                    *slot = q;
+                if v < MAX_VENUES {
+                    mask |= 1 << v;
+                    shares.push(q);
+                    total = total.saturating_add(q.0);
                 }
-                total = total.saturating_add(q.0);
             }
             VenueLevel {
                 price,
                 size: Qty(total),
-                by_venue,
+                mask,
+                first,
             }
         };
-        let bids: Vec<VenueLevel> = cons
-            .iter_side(Side::Bid)
-            .take(VENUE_FRAME_DEPTH)
-            .map(level)
-            .collect();
-        let asks: Vec<VenueLevel> = cons
-            .iter_side(Side::Ask)
-            .take(VENUE_FRAME_DEPTH)
-            .map(level)
-            .collect();
+        let mut bids = Vec::with_capacity(depth(Side::Bid));
+        bids.extend(
+            cons.iter_side(Side::Bid)
+                .take(VENUE_FRAME_DEPTH)
+                .map(&mut level),
+        );
+        let mut asks = Vec::with_capacity(depth(Side::Ask));
+        asks.extend(
+            cons.iter_side(Side::Ask)
+                .take(VENUE_FRAME_DEPTH)
+                .map(&mut level),
+        );
         let live_mask = self
             .slots
             .iter()
             .filter(|s| s.symbol == i && s.state == BookState::Live)
             .fold(0u8, |m, s| m | (1 << s.venue_idx));
-        let mask = |l: &VenueLevel| {
-            l.by_venue
-                .iter()
-                .enumerate()
-                .filter(|(_, q)| !q.is_zero())
-                .fold(0u8, |m, (v, _)| m | (1 << v))
-        };
         let sym = &self.symbols[i];
         let all_syncing = live_mask == 0;
         let mut f = VenueFrame::empty(
@@ -533,13 +522,14 @@ impl VenueEngine {
         f.server_ts = now;
         f.ts_recv = sym.last_recv;
         f.crossed = match (bids.first(), asks.first()) {
-            (Some(b), Some(a)) if b.price >= a.price => Some((mask(b), mask(a))),
+            (Some(b), Some(a)) if b.price >= a.price => Some((b.mask, a.mask)),
             _ => None,
         };
         f.bid_levels = sym.consolidated.len(Side::Bid) as u64;
         f.ask_levels = sym.consolidated.len(Side::Ask) as u64;
         f.bids = bids;
         f.asks = asks;
+        f.shares = shares;
         f
     }
 

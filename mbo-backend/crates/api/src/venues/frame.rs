@@ -47,15 +47,21 @@ impl BookState {
     }
 }
 
-/// One price level: the total size and each venue's share.
+/// One price level: the total size, and which venues have size there.
+///
+/// Each venue's share is in the frame ([`VenueFrame::shares_of`]), not in the level: most
+/// levels have one venue, and a frame is copied from the book for every message, so a level
+/// stays 32 bytes instead of carrying a slot for every possible venue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VenueLevel {
     /// Price, 1e-9 units.
     pub price: i64,
     /// Sum over venues, 1e-18 units.
     pub size: Qty,
-    /// Size per venue, indexed like [`VenueFrame::venues`] (zero: none).
-    pub by_venue: [Qty; MAX_VENUES],
+    /// Bit `i`: venue `i` of [`VenueFrame::venues`] has size at this price.
+    pub mask: u8,
+    /// Consolidated frames: index of this level's first share in [`VenueFrame::shares`].
+    pub first: u32,
 }
 
 /// One book after a fully applied message.
@@ -90,6 +96,9 @@ pub struct VenueFrame {
     pub bids: Vec<VenueLevel>,
     /// Best asks first, at most [`VENUE_FRAME_DEPTH`].
     pub asks: Vec<VenueLevel>,
+    /// Consolidated frames: each level's shares, one per venue bit of its mask in venue
+    /// order, from the level's `first`. Empty for a venue's book (its one share is the size).
+    pub shares: Vec<Qty>,
     json: Mutex<Vec<(usize, Bytes)>>,
 }
 
@@ -117,6 +126,7 @@ impl VenueFrame {
             ask_levels: 0,
             bids: Vec::new(),
             asks: Vec::new(),
+            shares: Vec::new(),
             json: Mutex::new(Vec::new()),
         }
     }
@@ -163,13 +173,26 @@ impl VenueFrame {
         out
     }
 
-    fn level_mask(level: &VenueLevel) -> u8 {
-        level
-            .by_venue
-            .iter()
+    /// Each venue's size at `level`: `(venue index, size)`, by venue index.
+    pub fn shares_of<'a>(
+        &'a self,
+        level: &'a VenueLevel,
+    ) -> impl Iterator<Item = (usize, Qty)> + 'a {
+        let own = self.shares.is_empty();
+        (0..MAX_VENUES)
+            .filter(move |i| level.mask & (1 << i) != 0)
             .enumerate()
-            .filter(|(_, q)| !q.is_zero())
-            .fold(0u8, |m, (i, _)| m | (1 << i))
+            .map(move |(k, i)| {
+                let q = if own {
+                    level.size
+                } else {
+                    self.shares
+                        .get(level.first as usize + k)
+                        .copied()
+                        .unwrap_or(Qty(0))
+                };
+                (i, q)
+            })
     }
 }
 
@@ -233,7 +256,7 @@ impl Serialize for LevelJson<'_> {
         m.serialize_entry("price_decimal", &decimal(self.l.price))?;
         m.serialize_entry("size", &self.l.size.format(0))?;
         if self.named {
-            m.serialize_entry("venue", &self.f.names(VenueFrame::level_mask(self.l)))?;
+            m.serialize_entry("venue", &self.f.names(self.l.mask))?;
         }
         m.serialize_entry("venues", &ByVenue(self.f, self.l))?;
         m.end()
@@ -245,8 +268,8 @@ struct ByVenue<'a>(&'a VenueFrame, &'a VenueLevel);
 impl Serialize for ByVenue<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
-        for (name, q) in self.0.venues.iter().zip(self.1.by_venue.iter()) {
-            if !q.is_zero() {
+        for (i, q) in self.0.shares_of(self.1) {
+            if let Some(name) = self.0.venues.get(i) {
                 m.serialize_entry(name, &q.format(0))?;
             }
         }
@@ -349,15 +372,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn level(price: i64, sizes: &[u128]) -> VenueLevel {
-        let mut by_venue = [Qty(0); MAX_VENUES];
+    /// A consolidated level; its non-zero shares are appended to `shares`.
+    fn level(price: i64, sizes: &[u128], shares: &mut Vec<Qty>) -> VenueLevel {
+        let first = shares.len() as u32;
+        let mut mask = 0;
         for (i, s) in sizes.iter().enumerate() {
-            by_venue[i] = Qty(*s);
+            if *s > 0 {
+                mask |= 1 << i;
+                shares.push(Qty(*s));
+            }
         }
         VenueLevel {
             price,
             size: Qty(sizes.iter().sum()),
-            by_venue,
+            mask,
+            first,
         }
     }
 
@@ -372,8 +401,18 @@ mod tests {
             BookState::Live,
         );
         // 1.5 and 0.000000000000000001 (one 1e-18 unit: beyond any f64 digit budget).
-        f.bids = vec![level(30_000_100_000_000, &[1_500_000_000_000_000_000, 1])];
-        f.asks = vec![level(30_000_000_000_000, &[0, 2_000_000_000_000_000_000])];
+        let mut shares = Vec::new();
+        f.bids = vec![level(
+            30_000_100_000_000,
+            &[1_500_000_000_000_000_000, 1],
+            &mut shares,
+        )];
+        f.asks = vec![level(
+            30_000_000_000_000,
+            &[0, 2_000_000_000_000_000_000],
+            &mut shares,
+        )];
+        f.shares = shares;
         f.bid_levels = 1;
         f.ask_levels = 1;
         f.live_mask = 0b11;
