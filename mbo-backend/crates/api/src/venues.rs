@@ -174,6 +174,7 @@ impl Venues {
                 symbols,
                 health,
                 publish_latency: LatencyRing::default(),
+                snapshot_latency: LatencyRing::default(),
                 exchange_latency: LatencyRing::default(),
                 msgs_per_s: std::sync::atomic::AtomicU64::new(0),
             });
@@ -268,6 +269,7 @@ pub fn build_hub(
                 symbol,
                 books,
                 updates,
+                consolidated_latency: LatencyRing::default(),
             }
         })
         .collect();

@@ -34,6 +34,7 @@ fn rig(venues: &[(VenueKind, &str)]) -> Rig {
             symbols: vec![(*native).to_owned()],
             health: watch::channel(Health::default()).1,
             publish_latency: LatencyRing::default(),
+            snapshot_latency: LatencyRing::default(),
             exchange_latency: LatencyRing::default(),
             msgs_per_s: std::sync::atomic::AtomicU64::new(0),
         })

@@ -6,10 +6,13 @@
 //! snapshot) at `--rate / 4` messages per second each, looping; the server's own venue
 //! runtime ([`mbo_api::venues::Venues`]: the real connection tasks, the venue engine, the
 //! consolidated book) follows them, with all four venues' books under one symbol. The engine
-//! records, for every book it publishes, the time from the socket read of the oldest frame in
-//! it (taken before parsing) to the frame being visible to readers; this command collects
-//! every sample after the warm-up and prints one JSON line: count, p50, p90, p99, p99.9 and
-//! max in nanoseconds, per venue and over all, plus the message rate achieved.
+//! records, for every venue book it publishes, the time from the socket read of the oldest
+//! frame in it (taken before parsing) to the frame being visible to readers; this command
+//! collects every sample after the warm-up and prints one JSON line: count, p50, p90, p99,
+//! p99.9 and max in nanoseconds of updates, per venue and over all; apart, the books published
+//! with a snapshot in them (the recordings loop, so snapshots of 500 to 1,000 levels come far
+//! more often than live) and the consolidated book (published right after the venue books);
+//! plus the message rate achieved.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -158,11 +161,17 @@ async fn bench(args: &VenueBenchArgs, data: &Path) -> Result<()> {
     let hub = Arc::clone(&venues.hub);
 
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    let mut seen: Vec<u64> = hub
+    // Per connection: update samples and snapshot samples seen so far; per symbol: the
+    // consolidated book's.
+    let mut seen: Vec<(u64, u64)> = hub
         .connections
         .iter()
-        .map(|c| c.publish_latency.written())
+        .map(|c| (c.publish_latency.written(), c.snapshot_latency.written()))
         .collect();
+    let consolidated = &hub.symbols[0].consolidated_latency;
+    let mut seen_consolidated = consolidated.written();
+    let mut snapshots: Vec<i64> = Vec::new();
+    let mut merged: Vec<i64> = Vec::new();
     let messages_before: u64 = hub
         .connections
         .iter()
@@ -177,9 +186,13 @@ async fn bench(args: &VenueBenchArgs, data: &Path) -> Result<()> {
     while tokio::time::Instant::now() < end {
         tick.tick().await;
         for (i, c) in hub.connections.iter().enumerate() {
-            samples[i].extend(c.publish_latency.since(seen[i]));
-            seen[i] = c.publish_latency.written();
+            samples[i].extend(c.publish_latency.since(seen[i].0));
+            seen[i].0 = c.publish_latency.written();
+            snapshots.extend(c.snapshot_latency.since(seen[i].1));
+            seen[i].1 = c.snapshot_latency.written();
         }
+        merged.extend(consolidated.since(seen_consolidated));
+        seen_consolidated = consolidated.written();
     }
     let elapsed = start.elapsed().as_secs_f64();
     let messages_after: u64 = hub
@@ -204,6 +217,8 @@ async fn bench(args: &VenueBenchArgs, data: &Path) -> Result<()> {
         "msgs_per_s": ((messages_after - messages_before) as f64 / elapsed).round(),
         "seconds": (elapsed * 10.0).round() / 10.0,
         "publish_latency": percentiles(all),
+        "snapshot_publish_latency": percentiles(snapshots),
+        "consolidated_publish_latency": percentiles(merged),
         "per_venue": per_venue,
     });
     cancel.cancel();

@@ -83,6 +83,9 @@ struct Slot {
     dirty: bool,
     /// Receive time of the oldest change not yet published (0: none).
     oldest_recv: u64,
+    /// A snapshot was applied since the last publish (its latency is kept apart: a snapshot
+    /// of a thousand levels is not an update).
+    snapshot: bool,
     last_recv: u64,
     seq: u64,
     gaps: IntCounter,
@@ -92,9 +95,24 @@ struct Slot {
     live: IntGauge,
 }
 
+/// A change of the consolidated book, applied after the venue books are published.
+#[derive(Debug, Clone, Copy)]
+enum ConsOp {
+    /// Remove every level of a venue.
+    Clear(usize),
+    /// Set a venue's size at a price (zero removes it).
+    Set(usize, Side, i64, Qty),
+}
+
 /// One normalized symbol.
 struct SymbolState {
     consolidated: ConsolidatedBook,
+    /// Changes not yet applied to `consolidated` (a reused buffer: no allocation in steady
+    /// state). The venue books are published first, then these are applied and the
+    /// consolidated book published: a venue's own book never waits for the merge.
+    ops: Vec<ConsOp>,
+    /// Receive time of the oldest change not yet in a published consolidated frame.
+    oldest_recv: u64,
     seq: u64,
     dirty: bool,
     trade_seq: u64,
@@ -147,6 +165,8 @@ impl VenueEngine {
                 }
                 SymbolState {
                     consolidated,
+                    ops: Vec::with_capacity(1024),
+                    oldest_recv: 0,
                     seq: 0,
                     dirty: false,
                     trade_seq: 0,
@@ -177,6 +197,7 @@ impl VenueEngine {
                 truncate: truncate.get(*conn).copied().flatten(),
                 dirty: false,
                 oldest_recv: 0,
+                snapshot: false,
                 last_recv: 0,
                 seq: 0,
                 gaps: metrics.gaps.with_label_values(&labels),
@@ -245,7 +266,8 @@ impl VenueEngine {
             Event::Snapshot { .. } => {
                 let s = &mut self.slots[slot];
                 s.book.clear();
-                self.symbols[s.symbol].consolidated.clear_venue(s.venue_idx);
+                s.snapshot = true;
+                self.symbols[s.symbol].ops.push(ConsOp::Clear(s.venue_idx));
                 self.set_state(slot, BookState::Syncing, u.recv_ns);
             }
             Event::Level {
@@ -265,8 +287,8 @@ impl VenueEngine {
                     },
                 );
                 self.symbols[s.symbol]
-                    .consolidated
-                    .set(s.venue_idx, side, price, qty);
+                    .ops
+                    .push(ConsOp::Set(s.venue_idx, side, price, qty));
                 self.touch(slot, u.recv_ns);
             }
             Event::Applied { .. } => {
@@ -307,6 +329,9 @@ impl VenueEngine {
         s.last_recv = s.last_recv.max(recv_ns);
         let sym = &mut self.symbols[s.symbol];
         sym.dirty = true;
+        if sym.oldest_recv == 0 {
+            sym.oldest_recv = recv_ns;
+        }
         sym.last_recv = sym.last_recv.max(recv_ns);
     }
 
@@ -319,7 +344,7 @@ impl VenueEngine {
         s.live.set(i64::from(state == BookState::Live));
         if state != BookState::Live {
             // A book that is not live contributes nothing to the consolidated book.
-            self.symbols[s.symbol].consolidated.clear_venue(s.venue_idx);
+            self.symbols[s.symbol].ops.push(ConsOp::Clear(s.venue_idx));
         }
         self.touch(slot, recv_ns);
     }
@@ -344,8 +369,8 @@ impl VenueEngine {
                     },
                 );
                 self.symbols[s.symbol]
-                    .consolidated
-                    .set(s.venue_idx, side, price, Qty(0));
+                    .ops
+                    .push(ConsOp::Set(s.venue_idx, side, price, Qty(0)));
             }
         }
     }
@@ -391,12 +416,16 @@ impl VenueEngine {
             let entry = &self.hub.symbols[s.symbol].books[s.book_pos];
             entry.frame.store(frame.clone());
             if s.oldest_recv > 0 {
-                let lat = now.saturating_sub(s.oldest_recv);
-                self.hub.connections[s.conn]
-                    .publish_latency
-                    .record(i64::try_from(lat).unwrap_or(i64::MAX));
+                let lat = i64::try_from(now_ns().saturating_sub(s.oldest_recv)).unwrap_or(i64::MAX);
+                let c = &self.hub.connections[s.conn];
+                if s.snapshot {
+                    c.snapshot_latency.record(lat);
+                } else {
+                    c.publish_latency.record(lat);
+                }
                 s.oldest_recv = 0;
             }
+            s.snapshot = false;
             batches[s.symbol]
                 .get_or_insert_with(VenueUpdateBatch::default)
                 .frames
@@ -410,8 +439,24 @@ impl VenueEngine {
             let b = batch.get_or_insert_with(VenueUpdateBatch::default);
             if sym.dirty {
                 sym.dirty = false;
+                for op in sym.ops.drain(..) {
+                    match op {
+                        ConsOp::Clear(v) => sym.consolidated.clear_venue(v),
+                        ConsOp::Set(v, side, price, qty) => {
+                            sym.consolidated.set(v, side, price, qty);
+                        }
+                    }
+                }
                 let frame = Arc::new(self.consolidated_frame(i, now));
                 self.hub.symbols[i].books[0].frame.store(frame.clone());
+                let sym = &mut self.symbols[i];
+                if sym.oldest_recv > 0 {
+                    let lat = now_ns().saturating_sub(sym.oldest_recv);
+                    self.hub.symbols[i]
+                        .consolidated_latency
+                        .record(i64::try_from(lat).unwrap_or(i64::MAX));
+                    sym.oldest_recv = 0;
+                }
                 b.frames.insert(0, (0, frame));
             }
             let sym = &mut self.symbols[i];

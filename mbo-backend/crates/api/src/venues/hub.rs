@@ -40,6 +40,8 @@ pub struct SymbolEntry {
     pub books: Vec<VenueBookEntry>,
     /// The updates of every book of the symbol, for its streams.
     pub updates: broadcast::Sender<Arc<VenueUpdateBatch>>,
+    /// Receive → consolidated book published, ns.
+    pub consolidated_latency: LatencyRing,
 }
 
 impl SymbolEntry {
@@ -78,8 +80,10 @@ pub struct ConnectionEntry {
     pub symbols: Vec<String>,
     /// Live health from the connection task.
     pub health: watch::Receiver<Health>,
-    /// Receive → published, ns, per published venue book.
+    /// Receive → published, ns, per published venue book update (snapshots apart).
     pub publish_latency: LatencyRing,
+    /// Receive → published, ns, for books published with a snapshot in them.
+    pub snapshot_latency: LatencyRing,
     /// Venue time → receive, ns, per trade carrying a venue time.
     pub exchange_latency: LatencyRing,
     /// Messages per second over the last sampler period (`f64` bits).
