@@ -654,6 +654,23 @@ async function venueTests(browser) {
 		await step('venues: no console errors', async () => {
 			assert(errors.length === 0, errors.join('\n'));
 		});
+
+		await step('venues only (--no-mbo): / opens the venues view', async () => {
+			const only = await startServer(await freePort(), ['--no-mbo', '--venues', 'kraken', '--symbols', CRYPTO_SYMBOL, '--venue-url', `kraken=${wsUrl}`]);
+			const errs = [];
+			const p2 = await newPage(browser, errs, () => false);
+			try {
+				const list = await json(`${only.base}/api/v1/instruments`);
+				assert(list.length > 0 && list.every((i) => i.venue !== null), `instruments: ${JSON.stringify(list)}`);
+				await p2.goto(`${only.base}/`);
+				await until('redirect to /venues/', async () => new URL(p2.url()).pathname.replace(/\/$/, '') === '/venues');
+				await until('kraken live', async () => (await p2.locator('[data-testid="venue-health"]').textContent())?.includes('live') ?? false);
+				assert(errs.length === 0, errs.join('\n'));
+			} finally {
+				await p2.close();
+				await stop(only.child);
+			}
+		});
 	} finally {
 		await page.close();
 		await stop(child);

@@ -7,6 +7,8 @@
  * per frame however fast the feed runs. Big per-frame objects are `$state.raw`: they are
  * replaced, never mutated, so Svelte tracks one reference instead of proxying every level.
  */
+import { goto } from '$app/navigation';
+import { resolve } from '$app/paths';
 import { getContext, setContext } from 'svelte';
 import { ApiError, fetchInstruments, fetchLevel, fetchReplay, sendReplay, streamUrl, type ReplayCommand } from './api';
 import { buildLadder, holdFlashes, sizeMap, type FlashMemory, type Ladder, type SizeMap } from './ladder';
@@ -125,6 +127,10 @@ export class MarketState {
 			if (pick) {
 				this.select(pick.symbol);
 				this.error = null;
+			} else if (cryptoBooks > 0) {
+				// Crypto venues only (`mbo serve --no-mbo`): their view is the dashboard.
+				this.error = null;
+				void goto(resolve('/venues'), { replaceState: true });
 			} else this.error = 'the server has no instruments yet';
 		} catch (e) {
 			this.error = `cannot reach the server: ${e instanceof Error ? e.message : String(e)}`;

@@ -104,10 +104,15 @@ impl Application {
             source,
         })?;
         let metrics = Arc::new(Metrics::new()?);
+        let no_mbo = feed.metadata.source == mbo_feed::SourceKind::None;
         let hub = Arc::new(Hub::new(
             FeedInfo::new(feed.metadata, description),
             feed.control,
         ));
+        if no_mbo {
+            // No MBO feed (crypto venues only): nothing to wait for before serving.
+            hub.set_health(crate::hub::Health::Ready);
+        }
         let shutdown = CancellationToken::new();
         let (recorder, storage) = match &config.storage {
             Some(storage) => {

@@ -90,6 +90,8 @@ pub enum SourceKind {
     Historical,
     /// Databento live API.
     Live,
+    /// No MBO source (`mbo serve --no-mbo`: crypto venues only).
+    None,
 }
 
 impl SourceKind {
@@ -100,6 +102,7 @@ impl SourceKind {
             SourceKind::Simulator { .. } => "simulator",
             SourceKind::Historical => "historical",
             SourceKind::Live => "live",
+            SourceKind::None => "none",
         }
     }
 }
@@ -344,6 +347,28 @@ pub struct Feed {
     pub events: mpsc::Receiver<Result<FeedEvent>>,
     /// Control of the replay, for replayable sources.
     pub control: Option<ReplayHandle>,
+}
+
+impl Feed {
+    /// A feed that never delivers a record (`mbo serve --no-mbo`). Its channel stays open
+    /// until the receiver is dropped, so a consumer waits on it quietly instead of seeing the
+    /// end of a feed. Must be called within a Tokio runtime.
+    pub fn idle() -> Self {
+        let (tx, events) = mpsc::channel(1);
+        tokio::spawn(async move { tx.closed().await });
+        Self {
+            metadata: FeedMetadata {
+                source: SourceKind::None,
+                dataset: String::new(),
+                symbols: Vec::new(),
+                start_ts: None,
+                end_ts: None,
+                record_count: None,
+            },
+            events,
+            control: None,
+        }
+    }
 }
 
 /// A synchronous, rewindable stream of MBO records: what the replay engine paces.

@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// Coinbase: the legacy Exchange feed (level2_batch) instead of Advanced Trade.
     #[arg(long, env = "MBO_COINBASE_LEGACY")]
     pub coinbase_legacy: bool,
+    /// No MBO feed (no file, simulator or Databento): the crypto venues of --venues only.
+    #[arg(long, env = "MBO_NO_MBO", conflicts_with_all = ["dbn", "live"])]
+    pub no_mbo: bool,
     /// Simulator: number of instruments (CL, ES, NQ, GC, ZN, 6E, NG, SI, ...).
     #[arg(long, env = "MBO_SIM_INSTRUMENTS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -271,6 +274,9 @@ fn init_logging(args: &ServeArgs) -> Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let started = std::time::Instant::now();
+    if args.no_mbo && args.venues.is_empty() {
+        bail!("--no-mbo needs --venues (e.g. --venues kraken,coinbase --symbols BTC-USD): nothing would be served");
+    }
     if args.resume && args.db_path().is_none() {
         bail!("--resume needs storage: give --db PATH (or MBO_DB) and no --no-db");
     }
@@ -459,7 +465,8 @@ impl ServeArgs {
         // An empty MBO_DB means "no database" (SQLite would open a temporary one).
         self.db
             .as_deref()
-            .filter(|p| !self.no_db && !p.as_os_str().is_empty())
+            // Storage holds the MBO feed: without one there is nothing to store.
+            .filter(|p| !self.no_db && !self.no_mbo && !p.as_os_str().is_empty())
     }
 
     /// The session key prefix of this simulator configuration (its start time follows).
@@ -546,6 +553,9 @@ async fn open_feed(
     sim_start: u64,
     resume_ts: Option<u64>,
 ) -> Result<(Feed, String)> {
+    if args.no_mbo {
+        return Ok((Feed::idle(), "no MBO feed (crypto venues only)".to_owned()));
+    }
     if let Some(path) = &args.dbn {
         let options = args.replay_options()?;
         let p = path.clone();

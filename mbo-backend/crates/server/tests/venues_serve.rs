@@ -285,3 +285,71 @@ async fn serve_follows_a_kraken_recording_beside_the_mbo_replay() {
     sim.kill().unwrap();
     let _ = sim.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_venues_alone_with_no_mbo() {
+    let file = crypto_data(KRAKEN).display().to_string();
+    let (mut sim, ws) = venue_sim(&[
+        "--venue",
+        "kraken",
+        &file,
+        "--price-precision",
+        "1",
+        "--qty-precision",
+        "8",
+        "--rate",
+        "2000",
+    ]);
+    let venue_url = format!("kraken={ws}");
+    let server = Server::start(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-mbo",
+            "--venues",
+            "kraken",
+            "--symbols",
+            "BTC-USD",
+            "--venue-url",
+            &venue_url,
+        ],
+        &[("MBO_DB", "should-not-be-created.db")],
+    );
+    // Ready at once: there is no MBO feed to wait for.
+    server.ready().await;
+    let (_, ready) = server.get("/health/ready").await;
+    assert_eq!(ready["books"], 2, "{ready}");
+    let (bids, asks) = expected_book();
+    wait_for(
+        &server,
+        "/api/v1/book/BTC-USD",
+        "consolidated final book",
+        |b| levels(b, "bids") == bids && levels(b, "asks") == asks,
+    )
+    .await;
+    let (_, list) = server.get("/api/v1/instruments").await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|i| i["dataset"] == "crypto"), "{list:?}");
+    // Nothing to control, said plainly.
+    let (status, v) = server
+        .post("/api/v1/replay", r#"{"action":"pause"}"#, None)
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("not_controllable"))
+    );
+    sim.kill().unwrap();
+    let _ = sim.wait();
+
+    // Without venues there would be nothing to serve: a one-line error, exit code 2.
+    let out = Command::new(assert_cmd::cargo::cargo_bin("mbo"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-mbo"])
+        .env_remove("MBO_VENUES")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--no-mbo needs --venues"), "{err}");
+}

@@ -53,7 +53,7 @@ pub async fn live() -> Json<Live> {
 pub struct Ready {
     /// `ready`.
     pub status: &'static str,
-    /// Books served.
+    /// Books served (MBO and crypto).
     pub books: usize,
     /// Feed epoch.
     pub epoch: u64,
@@ -68,7 +68,10 @@ pub async fn ready(State(s): State<AppState>) -> Result<Json<Ready>, ApiError> {
     match s.hub.health() {
         Health::Ready => Ok(Json(Ready {
             status: "ready",
-            books: s.hub.directory.load().entries.len(),
+            books: s.hub.directory.load().entries.len()
+                + s.venues
+                    .as_ref()
+                    .map_or(0, |v| v.symbols.iter().map(|e| e.books.len()).sum()),
             epoch: s.hub.epoch(),
         })),
         Health::Starting => Err(ApiError::new(
