@@ -344,6 +344,9 @@ async fn binance_loop_closes_the_socket_and_the_client_bridges_again() {
         let refs: Vec<&str> = syms.iter().map(String::as_str).collect();
         let mut player = player_config(VenueKind::Binance, &frames, &snaps);
         player.looped = true;
+        // Paced: a pass sent in one burst ends (and closes the socket) before the client's
+        // REST snapshot requests come back, so on a busy machine no pass ever bridges.
+        player.rate = Some(1000.0);
         let cancel = CancellationToken::new();
         let (ws, rest, mut stats) = start(player, &cancel).await;
         let mut cfg = ConnectionConfig::new(VenueKind::Binance, &refs).unwrap();
