@@ -16,7 +16,12 @@
 //! counted ([`Health::events_dropped`]); the next event delivered carries the number dropped
 //! before it ([`VenueUpdate::lagged`]), so a consumer knows its view is incomplete and should
 //! treat the books as unknown until their next `Snapshot` (or read the final books the task
-//! returns). A closed receiver just stops delivery.
+//! returns). A closed receiver just stops delivery. Any [`EventSink`] can take the place of
+//! the channel ([`Connection::with_sink`]): a consumer on the connection's own thread applies
+//! the events in place, and its `frame_done` runs after each frame's last event (the server's
+//! venue engine does this: no channel, no task switch). A consumer that lost events can ask
+//! for fresh snapshots ([`Connection::with_resync_requests`]); after a reconnect every book
+//! is announced with `Event::Reset` until its next snapshot.
 //!
 //! Health ([`Health`]: state, messages, bytes, reconnects, resyncs, last gap, checksum
 //! failures, receive timestamps and exchange→receive latency) is published on a

@@ -44,7 +44,8 @@ pub struct VenueMetrics {
     pub bytes: IntCounterVec,
     /// Sessions that ended and were retried.
     pub reconnects: IntCounterVec,
-    /// Events the connection dropped because the engine's channel was full.
+    /// Events the connection's consumer could not take (a full channel; never with the
+    /// server's in-place engine).
     pub events_dropped: IntCounterVec,
     /// Connection state: 0 connecting, 1 subscribing, 2 live, 3 backoff, 4 stopped.
     pub connection_state: IntGaugeVec,
@@ -100,7 +101,7 @@ impl VenueMetrics {
             )?,
             events_dropped: counter(
                 "venue_events_dropped_total",
-                "Events dropped because the venue engine's channel was full",
+                "Events the venue connection's consumer could not take (dropped)",
                 &["venue"],
             )?,
             connection_state: reg(
