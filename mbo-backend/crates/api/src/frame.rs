@@ -102,32 +102,40 @@ impl BookFrame {
     /// The frame's JSON with at most `depth` levels per side (`usize::MAX`: all it holds),
     /// built once per depth and shared.
     pub fn json(&self, depth: usize) -> Bytes {
-        if let Some(hit) = self.cached(depth) {
-            return hit;
+        self.json.get_or_build(depth, "book frame", || {
+            serde_json::to_vec(&BookJson { frame: self, depth })
+        })
+    }
+}
+
+impl JsonCache {
+    /// The JSON for `depth`, serialised by `build` on the first call and shared after (a
+    /// few depths at most are kept). Serialising plain integers and strings cannot fail; an
+    /// empty object would only hide a bug, so a failure is logged, naming `what`.
+    pub(crate) fn get_or_build(
+        &self,
+        depth: usize,
+        what: &str,
+        build: impl FnOnce() -> serde_json::Result<Vec<u8>>,
+    ) -> Bytes {
+        if let Ok(cache) = self.0.lock() {
+            if let Some((_, b)) = cache.iter().find(|(d, _)| *d == depth) {
+                return b.clone();
+            }
         }
-        // Serialising a frame of plain integers and strings cannot fail; an empty object
-        // would only hide a bug, so the error is logged.
-        let bytes = match serde_json::to_vec(&BookJson { frame: self, depth }) {
+        let bytes = match build() {
             Ok(v) => Bytes::from(v),
             Err(e) => {
-                tracing::error!(error = %e, "book frame serialisation failed");
+                tracing::error!(error = %e, what, "frame serialisation failed");
                 Bytes::from_static(b"{}")
             }
         };
-        if let Ok(mut cache) = self.json.0.lock() {
+        if let Ok(mut cache) = self.0.lock() {
             if cache.len() < 8 && !cache.iter().any(|(d, _)| *d == depth) {
                 cache.push((depth, bytes.clone()));
             }
         }
         bytes
-    }
-
-    fn cached(&self, depth: usize) -> Option<Bytes> {
-        let cache = self.json.0.lock().ok()?;
-        cache
-            .iter()
-            .find(|(d, _)| *d == depth)
-            .map(|(_, b)| b.clone())
     }
 }
 
@@ -219,7 +227,7 @@ pub fn decimal(price: i64) -> String {
 }
 
 /// Exact decimal form of half of `sum` 1e-9 units (a mid price may fall on half a unit).
-pub(crate) fn half_decimal(sum: i128) -> String {
+fn half_decimal(sum: i128) -> String {
     let half = sum.div_euclid(2);
     let odd = sum.rem_euclid(2) == 1;
     // `half` is within i64 because it is the mean of two i64 prices.
@@ -247,6 +255,34 @@ pub(crate) fn half_decimal(sum: i128) -> String {
         if neg { "-" } else { "" }
     );
     s
+}
+
+/// The `spread`, `spread_decimal`, `mid` and `mid_decimal` entries of a book object (all
+/// `null` unless both sides have a best level). Shared by MBO and crypto books.
+pub(crate) fn serialize_spread_mid<M: SerializeMap>(
+    m: &mut M,
+    best_bid: Option<i64>,
+    best_ask: Option<i64>,
+) -> Result<(), M::Error> {
+    match (best_bid, best_ask) {
+        (Some(b), Some(a)) => {
+            let spread = i128::from(a) - i128::from(b);
+            let sum = i128::from(a) + i128::from(b);
+            // A spread of two i64 prices fits i64 unless the book is absurd; saturate.
+            let spread64 = i64::try_from(spread).unwrap_or(i64::MAX);
+            m.serialize_entry("spread", &spread64)?;
+            m.serialize_entry("spread_decimal", &decimal(spread64))?;
+            let mid = i64::try_from(sum.div_euclid(2)).unwrap_or(i64::MAX);
+            m.serialize_entry("mid", &mid)?;
+            m.serialize_entry("mid_decimal", &half_decimal(sum))
+        }
+        _ => {
+            m.serialize_entry("spread", &None::<i64>)?;
+            m.serialize_entry("spread_decimal", &None::<String>)?;
+            m.serialize_entry("mid", &None::<i64>)?;
+            m.serialize_entry("mid_decimal", &None::<String>)
+        }
+    }
 }
 
 /// A level's JSON object.
@@ -299,25 +335,7 @@ impl Serialize for BookJson<'_> {
         m.serialize_entry("ts_recv", &f.ts_recv)?;
         m.serialize_entry("best_bid", &best_bid.map(LevelJson))?;
         m.serialize_entry("best_ask", &best_ask.map(LevelJson))?;
-        match (best_bid, best_ask) {
-            (Some(b), Some(a)) => {
-                let spread = i128::from(a.price) - i128::from(b.price);
-                let sum = i128::from(a.price) + i128::from(b.price);
-                // A spread of two i64 prices fits i64 unless the book is absurd; saturate.
-                let spread64 = i64::try_from(spread).unwrap_or(i64::MAX);
-                m.serialize_entry("spread", &spread64)?;
-                m.serialize_entry("spread_decimal", &decimal(spread64))?;
-                let mid = i64::try_from(sum.div_euclid(2)).unwrap_or(i64::MAX);
-                m.serialize_entry("mid", &mid)?;
-                m.serialize_entry("mid_decimal", &half_decimal(sum))?;
-            }
-            _ => {
-                m.serialize_entry("spread", &None::<i64>)?;
-                m.serialize_entry("spread_decimal", &None::<String>)?;
-                m.serialize_entry("mid", &None::<i64>)?;
-                m.serialize_entry("mid_decimal", &None::<String>)?;
-            }
-        }
+        serialize_spread_mid(&mut m, best_bid.map(|l| l.price), best_ask.map(|l| l.price))?;
         m.serialize_entry("crossed", &f.crossed)?;
         m.serialize_entry("maybe_bad_book", &f.maybe_bad_book)?;
         m.serialize_entry("orders", &f.order_count)?;

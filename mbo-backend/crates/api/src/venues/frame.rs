@@ -6,14 +6,14 @@
 //! units, printed as decimal strings (they can exceed what a JSON number holds exactly).
 //! Like the MBO frames, the JSON for a depth is built once by the first reader and shared.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use mbo_venues::Qty;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use crate::frame::decimal;
+use crate::frame::{decimal, serialize_spread_mid, JsonCache};
 
 /// Levels per side kept in a frame (and the deepest `depth` a request may ask for).
 pub const VENUE_FRAME_DEPTH: usize = 100;
@@ -99,7 +99,7 @@ pub struct VenueFrame {
     /// Consolidated frames: each level's shares, one per venue bit of its mask in venue
     /// order, from the level's `first`. Empty for a venue's book (its one share is the size).
     pub shares: Vec<Qty>,
-    json: Mutex<Vec<(usize, Bytes)>>,
+    json: JsonCache,
 }
 
 impl VenueFrame {
@@ -127,7 +127,7 @@ impl VenueFrame {
             bids: Vec::new(),
             asks: Vec::new(),
             shares: Vec::new(),
-            json: Mutex::new(Vec::new()),
+            json: JsonCache::default(),
         }
     }
 
@@ -138,25 +138,9 @@ impl VenueFrame {
 
     /// The frame's JSON with at most `depth` levels per side, built once per depth.
     pub fn json(&self, depth: usize) -> Bytes {
-        if let Ok(cache) = self.json.lock() {
-            if let Some((_, b)) = cache.iter().find(|(d, _)| *d == depth) {
-                return b.clone();
-            }
-        }
-        // Serialising integers and strings cannot fail; an empty object would hide a bug.
-        let bytes = match serde_json::to_vec(&FrameJson { f: self, depth }) {
-            Ok(v) => Bytes::from(v),
-            Err(e) => {
-                tracing::error!(error = %e, "venue frame serialisation failed");
-                Bytes::from_static(b"{}")
-            }
-        };
-        if let Ok(mut cache) = self.json.lock() {
-            if cache.len() < 8 && !cache.iter().any(|(d, _)| *d == depth) {
-                cache.push((depth, bytes.clone()));
-            }
-        }
-        bytes
+        self.json.get_or_build(depth, "venue frame", || {
+            serde_json::to_vec(&FrameJson { f: self, depth })
+        })
     }
 
     /// The names of the venues whose bit is set in `mask`, comma-separated.
@@ -330,25 +314,11 @@ impl Serialize for FrameJson<'_> {
         m.serialize_entry("stale", &(f.state != BookState::Live))?;
         m.serialize_entry("best_bid", &f.bids.first().map(|l| best(f, l)))?;
         m.serialize_entry("best_ask", &f.asks.first().map(|l| best(f, l)))?;
-        match (f.bids.first(), f.asks.first()) {
-            (Some(b), Some(a)) => {
-                let spread = i128::from(a.price) - i128::from(b.price);
-                let sum = i128::from(a.price) + i128::from(b.price);
-                // Two i64 prices: the spread fits unless the book is absurd; saturate.
-                let spread64 = i64::try_from(spread).unwrap_or(i64::MAX);
-                m.serialize_entry("spread", &spread64)?;
-                m.serialize_entry("spread_decimal", &decimal(spread64))?;
-                let mid = i64::try_from(sum.div_euclid(2)).unwrap_or(i64::MAX);
-                m.serialize_entry("mid", &mid)?;
-                m.serialize_entry("mid_decimal", &crate::frame::half_decimal(sum))?;
-            }
-            _ => {
-                m.serialize_entry("spread", &None::<i64>)?;
-                m.serialize_entry("spread_decimal", &None::<String>)?;
-                m.serialize_entry("mid", &None::<i64>)?;
-                m.serialize_entry("mid_decimal", &None::<String>)?;
-            }
-        }
+        serialize_spread_mid(
+            &mut m,
+            f.bids.first().map(|l| l.price),
+            f.asks.first().map(|l| l.price),
+        )?;
         m.serialize_entry("crossed", &f.crossed.is_some())?;
         m.serialize_entry("crossed_venues", &f.crossed.map(|c| Crossed(f, c)))?;
         let live: Vec<&str> = f
