@@ -93,6 +93,20 @@ impl Application {
         description: String,
         engine_runtime: tokio::runtime::Handle,
     ) -> Result<Self, StartError> {
+        Self::build_with(config, feed, description, engine_runtime, Hooks::default()).await
+    }
+
+    /// As [`Application::build_on`], with the scale-out [`Hooks`] of an ingest or a gateway.
+    ///
+    /// # Errors
+    /// [`StartError::Bind`] when the address is taken or not allowed.
+    pub async fn build_with(
+        config: ServerConfig,
+        feed: Feed,
+        description: String,
+        engine_runtime: tokio::runtime::Handle,
+        hooks: Hooks,
+    ) -> Result<Self, StartError> {
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -136,7 +150,11 @@ impl Application {
             )?),
             None => None,
         };
-        let engine = engine_runtime.spawn(engine.with_storage(storage.clone()).run());
+        let engine = engine
+            .with_storage(storage.clone())
+            .with_epoch(hooks.epoch)
+            .with_tap(hooks.tap);
+        let engine = engine_runtime.spawn(engine.run());
         let state = AppState {
             hub,
             engine: client,
@@ -146,6 +164,7 @@ impl Application {
             shutdown,
             storage,
             venues: venues.as_ref().map(|v| v.hub.clone()),
+            forward: hooks.forward,
         };
         Ok(Self {
             listener,
@@ -169,6 +188,12 @@ impl Application {
     /// Shared state (for embedding and tests).
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The router with every route, for answering requests that did not come over TCP (an
+    /// ingest answers its gateways' forwarded requests with it).
+    pub fn router(&self) -> axum::Router {
+        router(self.state.clone())
     }
 
     /// Serves until `stop` completes, then shuts down gracefully within the configured
@@ -220,6 +245,18 @@ impl Application {
         drop(self.venues);
         result
     }
+}
+
+/// What makes a server an ingest or a gateway of a scale-out deployment (the default: a
+/// single process).
+#[derive(Debug, Default)]
+pub struct Hooks {
+    /// The engine's first epoch (an ingest continues after the epochs already published).
+    pub epoch: u64,
+    /// The follower of the engine's applied stream (an ingest's publisher).
+    pub tap: Option<crate::tap::Tap>,
+    /// Where history and replay commands go (a gateway's ingest).
+    pub forward: Option<crate::http::forward::Forwarder>,
 }
 
 /// A dedicated thread running a single-threaded Tokio runtime for the feed and the engine.

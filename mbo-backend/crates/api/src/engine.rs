@@ -243,6 +243,8 @@ pub struct Engine {
     /// A seek's checkpoint round could not be restored and a full seek was asked for: the
     /// records until its reset would build on empty books, so they are dropped.
     awaiting_reseek: bool,
+    /// The follower of the applied stream (`--role ingest`'s publisher), if any.
+    tap: Option<crate::tap::Tap>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -286,6 +288,7 @@ impl Engine {
             storage: None,
             rounds: None,
             awaiting_reseek: false,
+            tap: None,
         };
         (engine, EngineClient { requests: tx })
     }
@@ -296,6 +299,57 @@ impl Engine {
     pub fn with_storage(mut self, storage: Option<Arc<crate::storage::Storage>>) -> Self {
         self.storage = storage;
         self
+    }
+
+    /// Hands every applied batch, reset and end to `tap`'s follower (see [`crate::tap`]).
+    #[must_use]
+    pub fn with_tap(mut self, tap: Option<crate::tap::Tap>) -> Self {
+        self.tap = tap;
+        self
+    }
+
+    /// Starts counting epochs at `epoch` instead of 0 (an ingest continues the epochs of
+    /// the one before it, so event ids never repeat across a restart).
+    #[must_use]
+    pub fn with_epoch(mut self, epoch: u64) -> Self {
+        self.epoch = epoch;
+        self.hub.epoch.store(epoch, Ordering::Release);
+        self
+    }
+
+    fn tap(&mut self, ev: crate::tap::TapEvent) {
+        if let Some(tap) = &self.tap {
+            if !tap.send(ev) {
+                tracing::error!("the applied-stream follower stopped: no longer publishing");
+                self.tap = None;
+            }
+        }
+    }
+
+    /// Empties the market before a reset or a restore; counters of what came before are
+    /// recorded first.
+    fn clear_market(&mut self, next_index: u64) {
+        self.held.clear();
+        self.open.clear();
+        self.trades.clear();
+        // Counters restart with the market: count what happened before the reset.
+        self.metrics
+            .record_counters(&self.last_counters, &self.market.counters());
+        self.last_counters = Counters::default();
+        self.market.reset();
+        self.market.set_next_index(next_index);
+        self.awaiting_reseek = false;
+    }
+
+    /// After a reset or a restore: the new epoch is published, every book goes out.
+    fn mark_reset(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.hub.epoch.store(self.epoch, Ordering::Release);
+        self.reset = true;
+        self.metrics.feed_resets.inc();
+        self.touched.clear();
+        self.touched
+            .extend(self.market.books().iter().map(Book::key));
     }
 
     /// Restores every book of the round `index` into the (just reset) market.
@@ -460,22 +514,15 @@ impl Engine {
             }
             FeedEvent::Reset { reason, next_index } => {
                 tracing::info!(?reason, next_index, "feed reset");
-                self.held.clear();
-                self.open.clear();
-                self.trades.clear();
-                // Counters restart with the market: count what happened before the reset.
-                self.metrics
-                    .record_counters(&self.last_counters, &self.market.counters());
-                self.last_counters = Counters::default();
-                self.market.reset();
-                self.market.set_next_index(next_index);
-                self.awaiting_reseek = false;
+                self.clear_market(next_index);
+                let mut restored = false;
                 if next_index > 0 {
                     // A seek from a checkpoint round: the replay skipped the records up to
                     // it, the round gives the books there.
                     let started = Instant::now();
                     match self.restore_round(next_index - 1) {
                         Ok(books) if books > 0 => {
+                            restored = true;
                             self.metrics.seeks_from_checkpoint.inc();
                             tracing::info!(
                                 round = next_index - 1,
@@ -501,19 +548,46 @@ impl Engine {
                         }
                     }
                 }
-                self.epoch += 1;
-                self.hub.epoch.store(self.epoch, Ordering::Release);
-                self.reset = true;
-                self.metrics.feed_resets.inc();
-                self.touched.clear();
-                self.touched
-                    .extend(self.market.books().iter().map(Book::key));
+                self.mark_reset(self.epoch + 1);
                 // No `control_changed`: the reset update on every book's ring resynchronises
                 // clients, and the new epoch reaches `status` with its next refresh (a
                 // looping file at max pace resets hundreds of times a second).
+                if self.tap.is_some() {
+                    let books = if restored {
+                        self.market.books().to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    self.tap(crate::tap::TapEvent::Reset {
+                        epoch: self.epoch,
+                        next_index,
+                        books,
+                    });
+                }
+            }
+            FeedEvent::Restore {
+                epoch,
+                next_index,
+                books,
+            } => {
+                tracing::info!(epoch, next_index, books = books.0.len(), "books restored");
+                self.clear_market(next_index);
+                for book in books.0 {
+                    self.market.insert_book(book);
+                }
+                self.mark_reset(epoch);
+                if self.tap.is_some() {
+                    let books = self.market.books().to_vec();
+                    self.tap(crate::tap::TapEvent::Reset {
+                        epoch,
+                        next_index,
+                        books,
+                    });
+                }
             }
             FeedEvent::End => {
                 self.apply_held();
+                self.tap(crate::tap::TapEvent::End { epoch: self.epoch });
                 // Nothing more is coming: commit the partial batch now instead of after
                 // `max_age`, so the whole file is stored as soon as it is applied.
                 if let Some(recorder) = &mut self.recorder {
@@ -619,10 +693,14 @@ impl Engine {
                 self.storage_failed(&e);
             }
         }
-        if self.hub.mbo.receiver_count() > 0 {
-            let b = MboBatch::new(self.epoch, first_index, unix_ns(), batch);
-            // No receiver left between the check and the send is harmless.
-            let _ = self.hub.mbo.send(Arc::new(b));
+        let streamed = self.hub.mbo.receiver_count() > 0;
+        if streamed || self.tap.is_some() {
+            let b = Arc::new(MboBatch::new(self.epoch, first_index, unix_ns(), batch));
+            if streamed {
+                // No receiver left between the check and the send is harmless.
+                let _ = self.hub.mbo.send(b.clone());
+            }
+            self.tap(crate::tap::TapEvent::Batch { batch: b, catch_up });
         }
     }
 

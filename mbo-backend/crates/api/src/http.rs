@@ -10,6 +10,7 @@
 
 pub mod control;
 pub mod docs;
+pub mod forward;
 pub mod history;
 pub mod mbo_stream;
 pub mod observe;
@@ -56,6 +57,9 @@ pub struct AppState {
     pub storage: Option<Arc<crate::storage::Storage>>,
     /// The crypto venues (`None`: none configured).
     pub venues: Option<Arc<crate::venues::hub::VenueHub>>,
+    /// A gateway's way to its ingest: history and replay commands go there (`None`:
+    /// answered here).
+    pub forward: Option<forward::Forwarder>,
 }
 
 /// The router with every route.
@@ -66,15 +70,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/instruments", get(rest::instruments))
         .route("/api/v1/book/{symbol}", get(rest::book))
         .route("/api/v1/book/{symbol}/level", get(rest::level))
-        .route("/api/v1/book/{symbol}/at", get(history::book_at))
-        .route("/api/v1/history", get(history::summary))
-        .route("/api/v1/trades", get(history::trades))
-        .route("/api/v1/bars", get(history::bars))
-        .route("/api/v1/history/mbo", get(history::history_mbo))
-        .route(
-            "/api/v1/replay",
-            get(control::status).post(control::command),
-        )
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/stream/mbo", get(mbo_stream::stream))
         .route("/api/v1/stream/venues", get(venues::stream_all))
@@ -82,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(docs::openapi))
         .route("/api/docs", get(docs::page))
         .route("/metrics", get(observe::metrics))
+        .merge(history_routes(state.forward.is_some()))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found))
         .method_not_allowed_fallback(method_not_allowed);
     let dashboard = state
@@ -104,6 +100,31 @@ pub fn router(state: AppState) -> Router {
             observe::track,
         ))
         .with_state(state)
+}
+
+/// History and replay control: answered here, or forwarded to the ingest by a gateway.
+fn history_routes(forwarded: bool) -> Router<AppState> {
+    if forwarded {
+        let f = || get(forward::handle);
+        Router::new()
+            .route("/api/v1/book/{symbol}/at", f())
+            .route("/api/v1/history", f())
+            .route("/api/v1/trades", f())
+            .route("/api/v1/bars", f())
+            .route("/api/v1/history/mbo", f())
+            .route("/api/v1/replay", get(control::status).post(forward::handle))
+    } else {
+        Router::new()
+            .route("/api/v1/book/{symbol}/at", get(history::book_at))
+            .route("/api/v1/history", get(history::summary))
+            .route("/api/v1/trades", get(history::trades))
+            .route("/api/v1/bars", get(history::bars))
+            .route("/api/v1/history/mbo", get(history::history_mbo))
+            .route(
+                "/api/v1/replay",
+                get(control::status).post(control::command),
+            )
+    }
 }
 
 async fn api_not_found() -> ApiError {

@@ -315,6 +315,21 @@ pub enum Health {
     Ready,
     /// The feed failed; the message says why.
     Failed(String),
+    /// The books may be behind and are not to be trusted as current: a gateway that lost its
+    /// ingest or its NATS connection, or is resynchronising. The message says why.
+    Stale(String),
+}
+
+impl Health {
+    /// `starting`, `ready`, `failed` or `stale`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Ready => "ready",
+            Health::Failed(_) => "failed",
+            Health::Stale(_) => "stale",
+        }
+    }
 }
 
 /// What the server knows of its feed.

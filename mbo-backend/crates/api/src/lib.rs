@@ -64,7 +64,8 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod storage;
+pub mod tap;
 pub mod venues;
 
-pub use app::{Application, IngestRuntime};
+pub use app::{Application, Hooks, IngestRuntime};
 pub use config::ServerConfig;

@@ -24,5 +24,5 @@ pub use replay::spawn_replay;
 pub use sim::{SimConfig, SimInstrument, SimParams, Simulator};
 pub use source::{
     Feed, FeedError, FeedEvent, FeedMetadata, Pace, PlayState, RecordSource, ReplayCommand,
-    ReplayHandle, ReplayOptions, ReplayStatus, ResetReason, SourceKind, SymbolInfo,
+    ReplayHandle, ReplayOptions, ReplayStatus, ResetReason, RestoredBooks, SourceKind, SymbolInfo,
 };

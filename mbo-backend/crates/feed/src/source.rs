@@ -173,6 +173,41 @@ pub enum FeedEvent {
     },
     /// The source is exhausted (a file without `--loop`). The replay can still be sought.
     End,
+    /// Replace every book by `books` (their state after record `next_index - 1`), continue
+    /// numbering from `next_index`, and call the feed's epoch `epoch` from now on. A server
+    /// following another one (an `mbo serve --role gateway` following its ingest) starts and
+    /// resynchronises this way, so its books and event ids equal the ingest's.
+    Restore {
+        /// The epoch the books belong to (the ingest's).
+        epoch: u64,
+        /// Index of the next record.
+        next_index: u64,
+        /// The books (books of the market not named here are emptied).
+        books: RestoredBooks,
+    },
+}
+
+/// The books of a [`FeedEvent::Restore`].
+#[derive(Debug, Clone, Default)]
+pub struct RestoredBooks(pub Vec<mbo_book::Book>);
+
+impl PartialEq for RestoredBooks {
+    /// Same keys, same event state, same resting orders in the same queue order.
+    fn eq(&self, other: &Self) -> bool {
+        use mbo_book::Side;
+        self.0.len() == other.0.len()
+            && self.0.iter().zip(&other.0).all(|(a, b)| {
+                a.key() == b.key()
+                    && a.state() == b.state()
+                    && [Side::Bid, Side::Ask].into_iter().all(|side| {
+                        a.levels(side).eq(b.levels(side))
+                            && a.levels(side).all(|l| {
+                                a.level_orders(side, l.price)
+                                    .eq(b.level_orders(side, l.price))
+                            })
+                    })
+            })
+    }
 }
 
 /// How fast records are released.

@@ -158,6 +158,16 @@ fn apply(
             market.set_next_index(next_index);
             Ok(false)
         }
+        Some(Ok(FeedEvent::Restore {
+            next_index, books, ..
+        })) => {
+            market.reset();
+            for book in books.0 {
+                market.insert_book(book);
+            }
+            market.set_next_index(next_index);
+            Ok(false)
+        }
         Some(Ok(FeedEvent::End)) => Ok(true),
         Some(Err(e)) => Err(e.into()),
         None => bail!("the replay stopped unexpectedly"),

@@ -35,9 +35,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// What this process is in a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Everything in one process; NATS is neither needed nor contacted (the default).
+    All,
+    /// The feeds, the exact books and storage, published to NATS JetStream for gateways.
+    Ingest,
+    /// No feed and no storage: follows an ingest over NATS and serves the same API.
+    Gateway,
+}
+
 /// `mbo serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// Role in a scale-out deployment: `all` (one process, the default), `ingest` or
+    /// `gateway` (both need --nats).
+    #[arg(long, env = "MBO_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+    /// NATS server with JetStream, for --role ingest|gateway (e.g. nats://127.0.0.1:4222).
+    #[arg(long = "nats", env = "MBO_NATS_URL", value_name = "URL")]
+    pub nats: Option<String>,
     /// Address to listen on (port 0: any free port).
     #[arg(long, env = "MBO_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -273,6 +291,21 @@ fn init_logging(args: &ServeArgs) -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    let nats = match (args.role, args.nats.as_deref().filter(|u| !u.trim().is_empty())) {
+        (Role::All, Some(_)) => {
+            tracing::warn!("--nats (MBO_NATS_URL) is ignored with --role all: NATS is not contacted");
+            None
+        }
+        (Role::All, None) => None,
+        (role, None) => bail!(
+            "--role {} needs a NATS server: give --nats URL (or MBO_NATS_URL), e.g. nats://127.0.0.1:4222",
+            role.to_possible_value().map_or("?".into(), |v| v.get_name().to_owned())
+        ),
+        (_, Some(url)) => Some(url.to_owned()),
+    };
+    if let (Role::Gateway, Some(url)) = (args.role, &nats) {
+        return serve_gateway(args.clone(), url).await;
+    }
     let started = std::time::Instant::now();
     if args.no_mbo && args.venues.is_empty() {
         bail!("--no-mbo needs --venues (e.g. --venues kraken,coinbase --symbols BTC-USD): nothing would be served");
@@ -333,9 +366,40 @@ async fn serve(args: ServeArgs) -> Result<()> {
         venues: venue_config(&args),
         ..ServerConfig::default()
     };
-    let app = Application::build_on(config, feed, description.clone(), ingest.handle())
+    let cluster_metrics = mbo_cluster::metrics::ClusterMetrics::new().context("cluster metrics")?;
+    let prepared = match &nats {
+        Some(url) => {
+            println!("mbo: ingest: connecting to NATS at {url}");
+            Some(
+                mbo_cluster::ingest::prepare(url, cluster_metrics.clone())
+                    .await
+                    .context("preparing the NATS JetStream streams")?,
+            )
+        }
+        None => None,
+    };
+    let hooks = mbo_api::Hooks {
+        epoch: prepared.as_ref().map_or(0, |p| p.epoch),
+        tap: prepared.as_ref().map(|p| p.tap.clone()),
+        forward: None,
+    };
+    let app = Application::build_with(config, feed, description.clone(), ingest.handle(), hooks)
         .await
         .context("starting the server")?;
+    let cluster_stop = tokio_util::sync::CancellationToken::new();
+    let publisher = match prepared {
+        Some(prepared) => {
+            cluster_metrics
+                .register(app.state().metrics.registry())
+                .context("registering the cluster metrics")?;
+            println!(
+                "mbo: ingest: publishing to NATS JetStream from epoch {}",
+                prepared.epoch
+            );
+            Some(prepared.start(app.state().hub.clone(), app.router(), cluster_stop.clone()))
+        }
+        None => None,
+    };
     let url = display_url(app.addr());
     println!("mbo: listening on {url} ({description})");
     tracing::info!(%url, source = %description, "listening");
@@ -348,7 +412,46 @@ async fn serve(args: ServeArgs) -> Result<()> {
         )?),
         _ => None,
     };
-    let hub = app.state().hub.clone();
+    announce_ready(app.state().hub.clone(), url, started);
+    app.run_until_stopped(stop_signal())
+        .await
+        .context("serving")?;
+    if let Some(publisher) = publisher {
+        // The engine has stopped: the publisher drains what it handed over and waits for
+        // the acks, for a bounded time (NATS may be the reason we are stopping).
+        if tokio::time::timeout(Duration::from_secs(10), publisher)
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS publisher did not finish within 10 s");
+        }
+    }
+    cluster_stop.cancel();
+    // Joins the ingest thread; its tasks end with it (the engine has flushed storage).
+    tokio::task::spawn_blocking(move || {
+        drop(ingest);
+        if let Some(task) = retention {
+            task.stop();
+        }
+        if let Some((path, session)) = plan_path {
+            let ended = Store::open(&path).and_then(|s| s.end_session(session));
+            if let Err(e) = ended {
+                tracing::warn!(error = %e, "could not mark the feed session ended");
+            }
+        }
+    })
+    .await
+    .context("stopping the ingest thread")?;
+    println!("mbo: stopped");
+    Ok(())
+}
+
+/// Prints the ready line once the hub is ready (or why it failed).
+fn announce_ready(
+    hub: std::sync::Arc<mbo_api::hub::Hub>,
+    url: String,
+    started: std::time::Instant,
+) {
     tokio::spawn(async move {
         // Ready comes within milliseconds on a file or the simulator; a server started
         // paused may wait indefinitely, so the polling backs off.
@@ -366,31 +469,79 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     eprintln!("mbo: the feed failed: {why}");
                     return;
                 }
-                mbo_api::hub::Health::Starting => {
+                mbo_api::hub::Health::Starting | mbo_api::hub::Health::Stale(_) => {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_millis(250));
                 }
             }
         }
     });
+}
+
+/// `--role gateway`: no feed, no storage; the ingest's books over NATS, the same API.
+async fn serve_gateway(args: ServeArgs, url: &str) -> Result<()> {
+    let started = std::time::Instant::now();
+    if !args.venues.is_empty() {
+        bail!("--role gateway serves the ingest's MBO books: crypto venues (--venues) run in --role all");
+    }
+    if args.dbn.is_some() || args.live || args.resume {
+        bail!("--role gateway has no feed of its own: give --dbn/--live/--resume to the ingest");
+    }
+    let ingest = mbo_api::IngestRuntime::start().context("starting the ingest thread")?;
+    let metrics = mbo_cluster::metrics::ClusterMetrics::new().context("cluster metrics")?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    println!("mbo: gateway: following the ingest over NATS at {url}");
+    let engine_runtime = ingest.handle();
+    let start = tokio::select! {
+        s = mbo_cluster::gateway::start(url, metrics.clone(), &engine_runtime, stop.clone()) => {
+            s.context("connecting to the ingest over NATS")?
+        }
+        () = stop_signal() => {
+            println!("mbo: stopped before the ingest was found");
+            return Ok(());
+        }
+    };
+    let config = ServerConfig {
+        bind: args.bind,
+        max_streams: args.max_streams,
+        control_token: args
+            .control_token
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(Secret::new),
+        static_dir: Some(args.static_dir.clone()),
+        shutdown_timeout: args.shutdown_timeout,
+        ..ServerConfig::default()
+    };
+    let description = format!("{} via gateway", start.description);
+    let hooks = mbo_api::Hooks {
+        forward: Some(start.forward),
+        ..mbo_api::Hooks::default()
+    };
+    let app = Application::build_with(
+        config,
+        start.feed,
+        description.clone(),
+        ingest.handle(),
+        hooks,
+    )
+    .await
+    .context("starting the server")?;
+    metrics
+        .register(app.state().metrics.registry())
+        .context("registering the cluster metrics")?;
+    start.link.attach(app.state().hub.clone());
+    let url = display_url(app.addr());
+    println!("mbo: listening on {url} ({description})");
+    tracing::info!(%url, source = %description, role = "gateway", "listening");
+    announce_ready(app.state().hub.clone(), url, started);
     app.run_until_stopped(stop_signal())
         .await
         .context("serving")?;
-    // Joins the ingest thread; its tasks end with it (the engine has flushed storage).
-    tokio::task::spawn_blocking(move || {
-        drop(ingest);
-        if let Some(task) = retention {
-            task.stop();
-        }
-        if let Some((path, session)) = plan_path {
-            let ended = Store::open(&path).and_then(|s| s.end_session(session));
-            if let Err(e) = ended {
-                tracing::warn!(error = %e, "could not mark the feed session ended");
-            }
-        }
-    })
-    .await
-    .context("stopping the ingest thread")?;
+    stop.cancel();
+    tokio::task::spawn_blocking(move || drop(ingest))
+        .await
+        .context("stopping the ingest thread")?;
     println!("mbo: stopped");
     Ok(())
 }

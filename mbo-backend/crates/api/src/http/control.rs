@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::engine::unix_ns;
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::hub::Hub;
+use crate::hub::{Health, Hub};
 
 /// The replay's state.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -60,12 +60,18 @@ pub struct StatusJson {
     pub controllable: bool,
     /// `token` (a bearer token is required) or `loopback` (loopback clients only).
     pub control_auth: &'static str,
+    /// `starting`, `ready`, `failed`, or `stale` (a gateway whose books may be behind its
+    /// ingest's).
+    pub health: &'static str,
+    /// Why the server is not ready (`null` when ready).
+    pub health_detail: Option<String>,
 }
 
 /// The status of the hub's feed now.
 pub fn status_json(hub: &Hub, token_set: bool) -> StatusJson {
     let m = &hub.feed.metadata;
     let status: Option<ReplayStatus> = hub.replay.as_ref().map(|r| r.status());
+    let health = hub.health();
     let (state, pace, speed, rate) = match &status {
         None => ("live", None, None, None),
         Some(s) => {
@@ -96,6 +102,12 @@ pub fn status_json(hub: &Hub, token_set: bool) -> StatusJson {
         record_count: m.record_count,
         controllable: hub.replay.is_some(),
         control_auth: if token_set { "token" } else { "loopback" },
+        health: health.label(),
+        health_detail: match health {
+            Health::Failed(why) | Health::Stale(why) => Some(why),
+            Health::Starting => Some("waiting for the feed's first event".into()),
+            Health::Ready => None,
+        },
     }
 }
 

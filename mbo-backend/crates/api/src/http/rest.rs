@@ -59,11 +59,11 @@ pub struct Ready {
     pub epoch: u64,
 }
 
-/// `GET /health/ready`: 200 once the feed delivered its first event boundary, 503 before
-/// and while the feed is in error.
+/// `GET /health/ready`: 200 once the feed delivered its first event boundary, 503 before,
+/// while the feed is in error, and while a gateway's books are stale.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, description = "Serving books", body = Ready),
-              (status = 503, description = "Starting, or the feed failed")))]
+              (status = 503, description = "Starting, the feed failed, or (gateway) stale")))]
 pub async fn ready(State(s): State<AppState>) -> Result<Json<Ready>, ApiError> {
     match s.hub.health() {
         Health::Ready => Ok(Json(Ready {
@@ -85,6 +85,9 @@ pub async fn ready(State(s): State<AppState>) -> Result<Json<Ready>, ApiError> {
             "feed_failed",
             why,
         )),
+        Health::Stale(why) => {
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stale", why).retry_after(1))
+        }
     }
 }
 
