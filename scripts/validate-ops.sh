@@ -170,6 +170,14 @@ for dir in k8s/overlays/*/; do
 done
 ok "$(ls k8s/overlays | tr '\n' ' ')"
 
+step "Kubernetes scale-out (k8s/scale): kustomize, schema (strict), policy, NATS config"
+kubectl kustomize k8s/scale > "$tmp/scale.yaml" || die "kubectl kustomize k8s/scale"
+kubernetes-validate --strict --quiet "$tmp/scale.yaml" || die "kubernetes-validate scale"
+"$OPS_VENV/bin/python" scripts/check-k8s.py --scale scale "$tmp/scale.yaml" || die "policy scale"
+# The file as shipped in the ConfigMap; POD_NAME is what the pod's downward API sets.
+POD_NAME=nats-0 nats-server -t -c k8s/scale/nats.conf >/dev/null || die "nats-server -t k8s/scale/nats.conf"
+ok "k8s/scale; k8s/scale/nats.conf (nats-server $(nats-server --version | awk '{print $NF}') -t)"
+
 # --- GitHub, cargo-deny, Nix -----------------------------------------------------------------
 step "GitHub workflows and dependabot against their JSON schemas"
 check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml || die "workflow schema"
