@@ -5,7 +5,8 @@
 #   scripts/validate-ops.sh --no-live     every check but the live one (says so at the end)
 #
 # Tools that are missing are installed: Debian packages with apt-get (prometheus gives
-# promtool and the server, docker-compose, nix-bin for `nix-instantiate --parse`) and the
+# promtool and the server, docker-compose, nix-bin for `nix-instantiate --parse`, nginx for
+# `nginx -t` of the scale profile's proxy, nats-server for `-t` of the k8s NATS config) and the
 # PyPI validators pinned in scripts/requirements.txt into a venv
 # ($OPS_VENV, default ~/.cache/mbo/ops-venv). A tool that cannot be installed stops the run
 # with a message: nothing is skipped silently.
@@ -51,8 +52,11 @@ need_apt prometheus prometheus
 need_apt docker-compose docker-compose
 need_apt nix-instantiate nix-bin
 need_apt jq jq
-# The Debian prometheus package starts a service where systemd runs; the checks below use
-# their own Prometheus on a free port, so that one is left alone.
+need_apt nginx nginx
+need_apt nats-server nats-server
+# The Debian prometheus, nginx and nats-server packages start a service where systemd runs;
+# the checks below use their own (Prometheus on a free port, `nginx -t`, `nats-server -t`),
+# so those are left alone.
 
 req=scripts/requirements.txt
 stamp="$OPS_VENV/.requirements.sha256"
@@ -107,7 +111,7 @@ python3 scripts/check-dockerignore.py mbo-backend/Dockerfile || die ".dockerigno
 ok "${dockerfiles[*]}, .dockerignore"
 
 step "docker-compose: config of every profile, compose-spec schema"
-for profile in "" obs dev; do
+for profile in "" obs dev scale; do
     docker-compose -f docker-compose.yaml ${profile:+--profile "$profile"} config -q \
         || die "docker-compose config ${profile:+--profile $profile}"
 done
@@ -119,15 +123,17 @@ import sys, yaml
 services = yaml.safe_load(open(sys.argv[1]))["services"]
 def started(profile):
     return sorted(n for n, s in services.items() if not s.get("profiles") or profile in s["profiles"])
-want = {None: ["mbo"], "obs": ["grafana", "mbo", "prometheus"], "dev": ["mbo", "mbo-dev"]}
+want = {None: ["mbo"], "obs": ["grafana", "mbo", "prometheus"], "dev": ["mbo", "mbo-dev"],
+        "scale": ["mbo", "mbo-gateway-1", "mbo-gateway-2", "mbo-ingest", "mbo-proxy", "nats"]}
 for profile, names in want.items():
     got = started(profile)
     assert got == names, f"profile {profile}: starts {got}, expected {names}"
 mbo = services["mbo"]
 assert mbo["read_only"] is True and mbo["cap_drop"] == ["ALL"], "mbo must be read-only, no caps"
 assert any(str(v).endswith(":/data") or ":/data:" in str(v) or (isinstance(v, dict) and v.get("target") == "/data") for v in mbo["volumes"]), "mbo needs a volume at /data"
-print("   profiles: default", want[None], "obs", want["obs"], "dev", want["dev"])
+print("   profiles: default", want[None], "obs", want["obs"], "dev", want["dev"], "scale", want["scale"])
 EOF
+"$OPS_VENV/bin/python" scripts/check-compose-scale.py "$tmp/compose.yaml" || die "compose profile scale"
 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yaml || die "compose-spec schema"
 # Every variable compose reads (${VAR...} or a pass-through with no value) is documented.
 "$OPS_VENV/bin/python" - <<'EOF2' || die "docker-compose.yaml variables missing from .env.example"
@@ -142,7 +148,17 @@ missing = sorted(names - documented)
 assert not missing, f"not in .env.example: {missing}"
 print(f"   {len(names)} compose variables, all documented in .env.example")
 EOF2
-ok "docker-compose.yaml (default, obs, dev)"
+ok "docker-compose.yaml (default, obs, dev, scale)"
+
+step "nginx: the scale profile's proxy config"
+conf=deploy/nginx/mbo-scale.conf
+# `nginx -t` resolves the upstream names, which are Compose DNS names: here they become
+# 127.0.0.1, and /tmp paths go to the scratch directory; the rest is checked as it ships.
+# (Its SSE settings were checked with the profile, by check-compose-scale.py.)
+mkdir -p "$tmp/nginx"
+sed -E -e 's/\bmbo-gateway-[0-9]+:/127.0.0.1:/' -e "s#/tmp/#$tmp/nginx/#g" "$conf" > "$tmp/nginx/nginx.conf"
+nginx -t -q -p "$tmp/nginx/" -c "$tmp/nginx/nginx.conf" || die "nginx -t $conf"
+ok "$conf (nginx $(nginx -v 2>&1 | sed 's#.*/##') -t)"
 
 # --- Kubernetes ------------------------------------------------------------------------------
 step "Kubernetes: kustomize each overlay, schema (strict), policy"
@@ -153,6 +169,14 @@ for dir in k8s/overlays/*/; do
     "$OPS_VENV/bin/python" scripts/check-k8s.py "$overlay" "$tmp/$overlay.yaml" || die "policy $overlay"
 done
 ok "$(ls k8s/overlays | tr '\n' ' ')"
+
+step "Kubernetes scale-out (k8s/scale): kustomize, schema (strict), policy, NATS config"
+kubectl kustomize k8s/scale > "$tmp/scale.yaml" || die "kubectl kustomize k8s/scale"
+kubernetes-validate --strict --quiet "$tmp/scale.yaml" || die "kubernetes-validate scale"
+"$OPS_VENV/bin/python" scripts/check-k8s.py --scale scale "$tmp/scale.yaml" || die "policy scale"
+# The file as shipped in the ConfigMap; POD_NAME is what the pod's downward API sets.
+POD_NAME=nats-0 nats-server -t -c k8s/scale/nats.conf >/dev/null || die "nats-server -t k8s/scale/nats.conf"
+ok "k8s/scale; k8s/scale/nats.conf (nats-server $(nats-server --version | awk '{print $NF}') -t)"
 
 # --- GitHub, cargo-deny, Nix -----------------------------------------------------------------
 step "GitHub workflows and dependabot against their JSON schemas"
