@@ -8,7 +8,7 @@ MBO_BIN ?= $(abspath $(BACKEND)/target/debug/mbo)
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
-.PHONY: help run frontend test-frontend bench-frontend bench-serve test test-backend test-ops server-bin lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim bench-venues
+.PHONY: nats-server help run frontend test-frontend bench-frontend bench-serve test test-backend test-ops server-bin lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim bench-venues
 
 help:
 	@echo "make run     - build and start mbo serve on the simulator: http://127.0.0.1:8080/"
@@ -50,7 +50,18 @@ fmt-check:
 clippy:
 	cd $(BACKEND) && $(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-test-backend: check-data python-deps
+# The scale-out tests run a real NATS server with JetStream (Debian's nats-server).
+nats-server:
+	@command -v nats-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian package nats-server (for the scale-out tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server >/dev/null; \
+	  fi; }
+	@command -v nats-server >/dev/null 2>&1 || { echo "nats-server is missing: apt-get install nats-server (the scale-out tests need it)" >&2; exit 1; }
+	@# The package starts a system service on 4222; the tests use their own servers.
+	@if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nats-server >/dev/null 2>&1 || true; fi
+
+test-backend: check-data python-deps nats-server
 	cd $(BACKEND) && $(CARGO) test --workspace --locked
 
 lint: fmt-check clippy

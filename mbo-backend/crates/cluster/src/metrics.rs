@@ -1,5 +1,5 @@
-//! `mbo_cluster_*` metrics, registered in the server's registry (so `/metrics` of an ingest
-//! or a gateway shows them beside the others).
+//! `mbo_cluster_*` metrics, registered in the server's registry (which adds the `mbo_`
+//! prefix), so `/metrics` of an ingest or a gateway shows them beside the others.
 
 use prometheus::{
     Counter, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -43,49 +43,49 @@ impl ClusterMetrics {
         Ok(Self {
             published: IntCounterVec::new(
                 Opts::new(
-                    "mbo_cluster_published_messages_total",
+                    "cluster_published_messages_total",
                     "Messages the ingest published to JetStream, by kind",
                 ),
                 &["kind"],
             )?,
             published_bytes: IntCounter::new(
-                "mbo_cluster_published_bytes_total",
+                "cluster_published_bytes_total",
                 "Payload bytes the ingest published",
             )?,
             republished: IntCounter::new(
-                "mbo_cluster_republished_messages_total",
+                "cluster_republished_messages_total",
                 "Messages published again after a failed ack (JetStream drops the duplicates)",
             )?,
             tap_blocked: Counter::new(
-                "mbo_cluster_tap_blocked_seconds_total",
+                "cluster_tap_blocked_seconds_total",
                 "Seconds the ingest's engine waited for the NATS publisher (backpressure)",
             )?,
             rounds: IntCounter::new(
-                "mbo_cluster_snapshot_rounds_total",
+                "cluster_snapshot_rounds_total",
                 "Snapshot rounds the ingest published",
             )?,
             forwarded_answered: IntCounter::new(
-                "mbo_cluster_forwarded_answered_total",
+                "cluster_forwarded_answered_total",
                 "HTTP requests forwarded by gateways that the ingest answered",
             )?,
             resyncs: IntCounterVec::new(
                 Opts::new(
-                    "mbo_cluster_resyncs_total",
+                    "cluster_resyncs_total",
                     "Gateway resynchronisations from a snapshot round, by reason",
                 ),
                 &["reason"],
             )?,
             followed_batches: IntCounter::new(
-                "mbo_cluster_followed_batches_total",
+                "cluster_followed_batches_total",
                 "Record batches a gateway applied from the ingest",
             )?,
             followed_records: IntCounter::new(
-                "mbo_cluster_followed_records_total",
+                "cluster_followed_records_total",
                 "Records a gateway applied from the ingest",
             )?,
             follow_latency: Histogram::with_opts(
                 HistogramOpts::new(
-                    "mbo_cluster_follow_latency_seconds",
+                    "cluster_follow_latency_seconds",
                     "Ingest apply to gateway receive of a record batch, seconds",
                 )
                 .buckets(vec![
@@ -94,11 +94,11 @@ impl ClusterMetrics {
                 ]),
             )?,
             synced: IntGauge::new(
-                "mbo_cluster_synced",
+                "cluster_synced",
                 "1 while the gateway follows its ingest without a known gap",
             )?,
             forwarded: IntCounter::new(
-                "mbo_cluster_forwarded_requests_total",
+                "cluster_forwarded_requests_total",
                 "HTTP requests a gateway forwarded to its ingest",
             )?,
         })
