@@ -165,6 +165,7 @@ impl Prepared {
             records_seq: 0,
             metrics,
             buffer: Vec::new(),
+            changes: crate::book_changes::BookChanges::default(),
             changed: true,
             last_round: None,
         };
@@ -195,6 +196,8 @@ struct Publisher {
     records_seq: u64,
     metrics: ClusterMetrics,
     buffer: Vec<u8>,
+    /// Level changes per book, for `mbo.book.*`.
+    changes: crate::book_changes::BookChanges,
     /// The replica changed since the last round.
     changed: bool,
     last_round: Option<(u64, u64)>,
@@ -236,7 +239,7 @@ impl Publisher {
                     self.replica.set_next_index(batch.first_index);
                 }
                 for r in &batch.records {
-                    self.replica.apply(r);
+                    self.changes.apply(&mut self.replica, r);
                 }
                 self.epoch = batch.epoch;
                 self.changed = true;
@@ -262,6 +265,7 @@ impl Publisher {
                     kind: "records",
                 })
                 .await;
+                self.publish_book_changes(batch.first_index).await;
             }
             TapEvent::Reset {
                 epoch,
@@ -276,6 +280,7 @@ impl Publisher {
                 self.replica.set_next_index(next_index);
                 self.epoch = epoch;
                 self.changed = true;
+                self.changes.reset(&self.replica);
                 let mut h = HeaderMap::new();
                 h.insert(wire::H_MSG_ID, format!("x.{epoch}.{next_index}").as_str());
                 h.insert(wire::H_KIND, "reset");
@@ -289,6 +294,7 @@ impl Publisher {
                     kind: "reset",
                 })
                 .await;
+                self.publish_book_changes(next_index).await;
                 if restored > 0 {
                     // Gateways wait for this round to get the restored books.
                     self.round(None).await;
@@ -309,6 +315,29 @@ impl Publisher {
                 })
                 .await;
             }
+        }
+    }
+
+    /// Publishes the book changes collected since the last call (`index`: the batch's).
+    async fn publish_book_changes(&mut self, index: u64) {
+        for (key, json) in self.changes.take(self.epoch) {
+            let mut h = HeaderMap::new();
+            h.insert(
+                wire::H_MSG_ID,
+                format!(
+                    "b.{}.{index}.{}.{}",
+                    self.epoch, key.instrument_id, key.publisher_id
+                )
+                .as_str(),
+            );
+            h.insert(wire::H_EPOCH, self.epoch.to_string().as_str());
+            self.publish(Outgoing {
+                subject: crate::book_changes::subject(key.instrument_id),
+                headers: h,
+                payload: Bytes::from(json),
+                kind: "book",
+            })
+            .await;
         }
     }
 

@@ -19,6 +19,7 @@
 //! |---|---|---|---|
 //! | `MBO_RECORDS` | `mbo.records` | 10 min, 1 GiB, file | `records` batches (block-encoded, the storage format), `reset` and `end` markers, headers `Mbo-Kind`, `Mbo-Epoch`, `Mbo-Index`, `Mbo-Count`, `Mbo-Catch-Up`, `Mbo-Applied-Ns` |
 //! | `MBO_SNAPSHOTS` | `mbo.snapshot.{instrument}.{publisher}`, `mbo.snapshot.round` | last per subject, file | one message per book (the checkpoint encoding of the storage crate) tagged `Mbo-Round: {epoch}.{next_index}`, then the round's marker (JSON: epoch, next index, books, last records sequence) |
+//! | `MBO_BOOKS` | `mbo.book.{instrument}` | 10 min, 1 GiB, file | per book and batch, the levels each event changed and its trades (JSON, see [`book_changes`]) for L2 consumers; gateways do not need them |
 //! | `MBO_STATUS` | `mbo.status` | last, file | the ingest's status (JSON) every second and on every replay change |
 //!
 //! Request/reply (core NATS): `mbo.ctl.snapshot` publishes a round now and names it;
@@ -40,6 +41,7 @@
 //!
 //! ## Modules
 //! * [`wire`]: names, headers, payloads.
+//! * [`book_changes`]: the per-instrument level changes.
 //! * [`ingest`]: stream setup, the publisher (with its replica of the market for rounds),
 //!   status, and the request/reply services.
 //! * [`gateway`]: the follower (a [`mbo_feed::Feed`] fed from NATS), health, forwarding.
@@ -47,6 +49,7 @@
 //! * [`metrics`]: the `mbo_cluster_*` metrics.
 #![deny(missing_docs)]
 
+pub mod book_changes;
 pub mod gateway;
 pub mod http_forward;
 pub mod ingest;

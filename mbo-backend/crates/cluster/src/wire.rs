@@ -61,8 +61,8 @@ pub const H_RECORDS_SEQ: &str = "Mbo-Records-Seq";
 /// JetStream's de-duplication header.
 pub const H_MSG_ID: &str = "Nats-Msg-Id";
 
-/// The three streams, as the ingest creates them.
-pub fn stream_configs() -> [Config; 3] {
+/// The streams, as the ingest creates them.
+pub fn stream_configs() -> [Config; 4] {
     [
         Config {
             name: RECORDS_STREAM.into(),
@@ -80,6 +80,17 @@ pub fn stream_configs() -> [Config; 3] {
             description: Some("mbo: the latest snapshot round, one message per book".into()),
             subjects: vec!["mbo.snapshot.>".into()],
             max_messages_per_subject: 1,
+            storage: StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Config::default()
+        },
+        Config {
+            name: crate::book_changes::BOOKS_STREAM.into(),
+            description: Some("mbo: per instrument, the levels and trades of each event".into()),
+            subjects: vec!["mbo.book.>".into()],
+            max_age: RECORDS_MAX_AGE,
+            max_bytes: RECORDS_MAX_BYTES,
+            discard: DiscardPolicy::Old,
             storage: StorageType::File,
             duplicate_window: DUPLICATE_WINDOW,
             ..Config::default()

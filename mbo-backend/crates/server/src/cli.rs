@@ -40,6 +40,9 @@ pub enum Command {
     /// Open many SSE clients against a running `mbo serve` on loopback and report latency,
     /// frames, bytes and the server's memory.
     Loadtest(crate::loadtest::LoadtestArgs),
+    /// Measure the latency a scale-out gateway adds: the ingest's and the gateways' MBO
+    /// streams read at once, the same event ids compared (loopback only)
+    ClusterBench(crate::cluster_bench::ClusterBenchArgs),
     /// The SQLite history database: stats, vacuum, import a DBN file, apply retention.
     Db(crate::db::DbArgs),
     /// Play a crypto venue recording through that venue's parser and book sync; print one

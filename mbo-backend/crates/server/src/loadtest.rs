@@ -21,12 +21,12 @@
 //! - With `--pid`, the server's `VmRSS` is sampled every 250 ms ([`rss`]).
 
 mod client;
-mod histogram;
+pub(crate) mod histogram;
 mod payload;
 mod report;
 mod rss;
-mod sse;
-mod target;
+pub(crate) mod sse;
+pub(crate) mod target;
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};

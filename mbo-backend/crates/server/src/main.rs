@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod cluster_bench;
 mod db;
 mod db_export;
 mod export;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Simulate(args)) => simulate::run(&args),
         Some(cli::Command::Stats(args)) => stats::run(&args),
         Some(cli::Command::Loadtest(args)) => loadtest::run(&args),
+        Some(cli::Command::ClusterBench(args)) => cluster_bench::run(&args),
         Some(cli::Command::Db(args)) => db::run(&args),
         Some(cli::Command::VenueReplay(args)) => venue_replay::run(&args),
         Some(cli::Command::VenueSim(args)) => venue_sim::run(&args),

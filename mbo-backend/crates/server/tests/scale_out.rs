@@ -221,6 +221,90 @@ async fn read_mbo(sse: &mut Sse, log: &mut MboLog, n: usize) {
     }
 }
 
+/// `[price, size, orders]` per level, best first.
+fn levels(book: &Value, side: &str) -> Vec<[u64; 3]> {
+    book[side]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            [
+                l["price"].as_i64().unwrap() as u64,
+                l["size"].as_u64().unwrap(),
+                l["orders"].as_u64().unwrap(),
+            ]
+        })
+        .collect()
+}
+
+/// Reads every message of `mbo.book.{instrument}` from the start of `MBO_BOOKS` and
+/// applies it to an L2 book: returns the last `(epoch, event index)` and the levels, best
+/// first, as `[price, size, orders]`.
+async fn l2_from_book_changes(
+    url: &str,
+    instrument: u64,
+) -> ((u64, u64), Vec<[u64; 3]>, Vec<[u64; 3]>) {
+    use async_nats::jetstream::consumer::push::OrderedConfig;
+    use futures::StreamExt;
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let mut stream = js.get_stream("MBO_BOOKS").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            filter_subject: format!("mbo.book.{instrument}"),
+            ..OrderedConfig::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let (mut bids, mut asks) = (
+        BTreeMap::<i64, [u64; 2]>::new(),
+        BTreeMap::<i64, [u64; 2]>::new(),
+    );
+    let mut at = (u64::MAX, 0);
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("book changes within 10 s")
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&msg.payload).unwrap();
+        let epoch = v["epoch"].as_u64().unwrap();
+        if epoch != at.0 || v["reset"] == true {
+            bids.clear();
+            asks.clear();
+        }
+        for ev in v["events"].as_array().unwrap() {
+            if ev["clear"] == true {
+                bids.clear();
+                asks.clear();
+            }
+            for l in ev["levels"].as_array().unwrap() {
+                let side = if l[0] == "B" { &mut bids } else { &mut asks };
+                let price = l[1].as_i64().unwrap();
+                let (size, count) = (l[2].as_u64().unwrap(), l[3].as_u64().unwrap());
+                if count == 0 {
+                    side.remove(&price);
+                } else {
+                    side.insert(price, [size, count]);
+                }
+            }
+            at = (epoch, ev["i"].as_u64().unwrap_or(at.1));
+        }
+        if msg.info().unwrap().stream_sequence >= last {
+            break;
+        }
+    }
+    let row = |(p, [s, c]): (&i64, &[u64; 2])| [*p as u64, *s, *c];
+    (
+        at,
+        bids.iter().rev().map(row).collect(),
+        asks.iter().map(row).collect(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_serve_exactly_the_ingests_books_records_and_history() {
     let nats = Nats::start();
@@ -319,6 +403,20 @@ async fn gateways_serve_exactly_the_ingests_books_records_and_history() {
     let (_, i0) = ing.get("/api/v1/instruments").await;
     let (_, i1) = g1.get("/api/v1/instruments").await;
     assert_eq!(i0, i1);
+
+    // The per-instrument level changes on NATS rebuild the same L2 book.
+    let instrument = books[0]["instrument_id"].as_u64().unwrap();
+    let (at, bids, asks) = l2_from_book_changes(&nats.url(), instrument).await;
+    assert_eq!(
+        at,
+        (
+            books[0]["epoch"].as_u64().unwrap(),
+            books[0]["event_index"].as_u64().unwrap()
+        ),
+        "the book changes end at the paused event"
+    );
+    assert_eq!(bids, levels(&books[0], "bids"), "bids from mbo.book.*");
+    assert_eq!(asks, levels(&books[0], "asks"), "asks from mbo.book.*");
 
     // History goes to the ingest: the same trades through a gateway as from the ingest.
     let path = "/api/v1/trades?symbol=CLX5&limit=20";
