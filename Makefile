@@ -8,7 +8,7 @@ MBO_BIN ?= $(abspath $(BACKEND)/target/debug/mbo)
 CARGO ?= cargo
 DATA := $(abspath ../shared/data/mbo)
 
-.PHONY: nats-server help run frontend test-frontend bench-frontend bench-serve test test-backend test-ops server-bin lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim bench-venues
+.PHONY: nats-server help run frontend test-frontend bench-frontend bench-serve test test-backend test-ops server-bin lint fmt-check clippy bench bench-criterion bench-pacing build release clean check-data python-deps bench-sim bench-venues bench-scale
 
 help:
 	@echo "make run     - build and start mbo serve on the simulator: http://127.0.0.1:8080/"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-sim - simulator speed (null sink, >= 5 M records/s) and mbo simulate"
 	@echo "make bench-serve - mbo serve under mbo loadtest: ready time, RSS, 1k/10k clients, MBO stream, storage"
 	@echo "make bench-venues - crypto venues: parse+sync+apply per core, receive-to-publish latency at 1,000 msg/s"
+	@echo "make bench-scale - NATS scale-out: gateway added latency, max-pace follow, clients held vs --role all"
 	@echo "make release - build the optimised mbo binary"
 
 # The product, on a fresh machine with no configuration: the built-in simulator, realtime.
@@ -130,6 +131,11 @@ CRYPTO ?= $(abspath ../shared/data/crypto)
 bench-venues: release
 	cd $(BACKEND) && MBO_CRYPTO_DATA=$(CRYPTO) $(CARGO) run --release --locked -p mbo-venues --example throughput
 	$(BACKEND)/target/release/mbo venue-bench --data $(CRYPTO) --rate 1000 --seconds 10
+
+# Scale-out on NATS JetStream: gateway added latency at 100,000 records/s, max-pace follow,
+# clients held by a gateway vs --role all (a real nats-server, everything on 127.0.0.1).
+bench-scale: release check-data nats-server
+	python3 $(BACKEND)/scripts/bench_scale.py $(BACKEND)/target/release/mbo $(DATA) $(SCENARIOS)
 
 clean:
 	cd $(BACKEND) && $(CARGO) clean

@@ -258,6 +258,9 @@ impl Publisher {
                     h.insert(wire::H_CATCH_UP, "1");
                 }
                 let payload = Bytes::copy_from_slice(&self.buffer);
+                self.metrics
+                    .published_records
+                    .inc_by(batch.records.len() as u64);
                 self.publish(Outgoing {
                     subject: wire::RECORDS_SUBJECT.into(),
                     headers: h,
@@ -366,6 +369,7 @@ impl Publisher {
                     self.metrics.published.with_label_values(&[msg.kind]).inc();
                     self.metrics
                         .published_bytes
+                        .with_label_values(&[msg.kind])
                         .inc_by(msg.payload.len() as u64);
                     self.window.push_back(Pending { msg, ack });
                     return;

@@ -10,8 +10,10 @@ use prometheus::{
 pub struct ClusterMetrics {
     /// Ingest: messages published, by kind (`records`, `reset`, `end`, `snapshot`, `round`).
     pub published: IntCounterVec,
-    /// Ingest: payload bytes published.
-    pub published_bytes: IntCounter,
+    /// Ingest: payload bytes published, by kind.
+    pub published_bytes: IntCounterVec,
+    /// Ingest: records published.
+    pub published_records: IntCounter,
     /// Ingest: messages published again after a failed ack (de-duplicated by JetStream).
     pub republished: IntCounter,
     /// Ingest: seconds the engine waited for the publisher (backpressure).
@@ -48,9 +50,16 @@ impl ClusterMetrics {
                 ),
                 &["kind"],
             )?,
-            published_bytes: IntCounter::new(
-                "cluster_published_bytes_total",
-                "Payload bytes the ingest published",
+            published_bytes: IntCounterVec::new(
+                Opts::new(
+                    "cluster_published_bytes_total",
+                    "Payload bytes the ingest published, by kind",
+                ),
+                &["kind"],
+            )?,
+            published_records: IntCounter::new(
+                "cluster_published_records_total",
+                "MBO records the ingest published",
             )?,
             republished: IntCounter::new(
                 "cluster_republished_messages_total",
@@ -111,6 +120,7 @@ impl ClusterMetrics {
     pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
         registry.register(Box::new(self.published.clone()))?;
         registry.register(Box::new(self.published_bytes.clone()))?;
+        registry.register(Box::new(self.published_records.clone()))?;
         registry.register(Box::new(self.republished.clone()))?;
         registry.register(Box::new(self.tap_blocked.clone()))?;
         registry.register(Box::new(self.rounds.clone()))?;

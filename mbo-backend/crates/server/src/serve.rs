@@ -513,7 +513,8 @@ async fn serve_gateway(args: ServeArgs, url: &str) -> Result<()> {
         shutdown_timeout: args.shutdown_timeout,
         ..ServerConfig::default()
     };
-    let description = format!("{} via gateway", start.description);
+    // The ingest's description: every replica answers alike.
+    let description = start.description.clone();
     let hooks = mbo_api::Hooks {
         forward: Some(start.forward),
         ..mbo_api::Hooks::default()
@@ -532,7 +533,7 @@ async fn serve_gateway(args: ServeArgs, url: &str) -> Result<()> {
         .context("registering the cluster metrics")?;
     start.link.attach(app.state().hub.clone());
     let url = display_url(app.addr());
-    println!("mbo: listening on {url} ({description})");
+    println!("mbo: listening on {url} ({description}, gateway)");
     tracing::info!(%url, source = %description, role = "gateway", "listening");
     announce_ready(app.state().hub.clone(), url, started);
     app.run_until_stopped(stop_signal())

@@ -449,6 +449,26 @@ async fn gateways_serve_exactly_the_ingests_books_records_and_history() {
         .await;
     assert_eq!(status, 400, "{e}");
 
+    // A seek through a gateway (the ingest resets and catches up): every replica follows.
+    let target = (books[0]["ts_recv"].as_u64().unwrap() + st["start_ts"].as_u64().unwrap()) / 2;
+    let (status, sk) = g2
+        .post(
+            "/api/v1/replay",
+            &format!(r#"{{"action":"seek","ts":{target}}}"#),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{sk}");
+    let sought = settled_books(&[&ing, &g1, &g2]).await;
+    assert!(
+        sought[0]["epoch"].as_u64() > books[0]["epoch"].as_u64(),
+        "{}",
+        sought[0]
+    );
+    assert!(sought[0]["ts_recv"].as_u64().unwrap() <= target);
+    assert_eq!(sought[0], sought[1], "gateway 1 after a seek");
+    assert_eq!(sought[0], sought[2], "gateway 2 after a seek");
+
     // Resume through the other gateway: both follow.
     let (status, _) = g2
         .post("/api/v1/replay", r#"{"action":"play"}"#, None)
