@@ -3,7 +3,7 @@
 all on 127.0.0.1, all processes on this machine. Figures go to docs/scaling.md.
 
 Scenarios:
-  latency  feed at 100,000 records/s (CLX5 looped): the latency a gateway adds at the client
+  latency  feed at 100,000 records/s (the simulator): the latency a gateway adds at the client
            (mbo cluster-bench: the same MBO event ids read from the ingest and from two
            gateways at once), the ingest's NATS traffic per instrument, gateway RSS
   maxpace  CLX5 looped at max pace: records/s of --role all alone, of an ingest publishing to
@@ -12,7 +12,8 @@ Scenarios:
            records/s) against --role all and against one gateway: clients held, frames,
            latency, RSS
 
-Usage: bench_scale.py MBO_BINARY DATA_DIR [scenario ...] [--clients N] [--json]
+Usage: bench_scale.py MBO_BINARY DATA_DIR [scenario ...] [--clients N] [--gateways N]
+                      [--book-changes true|false] [--json]
 """
 import json
 import os
@@ -25,6 +26,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_serve import Server, loadtest, rss_mb  # noqa: E402
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Instruments of the default simulator (mbo serve --sim-instruments).
+SIM_INSTRUMENTS = 3
 
 
 def free_port():
@@ -69,13 +81,15 @@ def metric(server, name, labels=""):
     return total
 
 
-def released(server):
-    return json.loads(server.get("/api/v1/replay")[1])["released"]
+def applied(server):
+    """Records the server's engine applied (mbo_records_total, every action)."""
+    return metric(server, "mbo_records_total")
 
 
-def cluster(mbo, nats, data, ingest_args, gateways=1):
-    ing = Server(mbo, ["--role", "ingest", "--nats", nats.url, "--dbn", f"{data}/CLX5_mbo.dbn",
-                       "--no-db", "--loop", *ingest_args])
+def cluster(mbo, nats, data, ingest_args, gateways=1, source=None):
+    if source is None:
+        source = ["--dbn", f"{data}/CLX5_mbo.dbn", "--loop"]
+    ing = Server(mbo, ["--role", "ingest", "--nats", nats.url, *source, "--no-db", *ingest_args])
     ing.wait_ready()
     gws = [Server(mbo, ["--role", "gateway", "--nats", nats.url]) for _ in range(gateways)]
     for g in gws:
@@ -85,7 +99,11 @@ def cluster(mbo, nats, data, ingest_args, gateways=1):
 
 def latency(mbo, data, args):
     nats = Nats()
-    ing, gws = cluster(mbo, nats, data, ["--pace", "rate", "--rate", "100000"], gateways=2)
+    # The simulator (3 instruments), not CLX5 looped: a 38k-record file at 100,000 records/s
+    # resets every 0.4 s, and every reset restarts each MBO stream client with a snapshot.
+    ing, gws = cluster(mbo, nats, data, ["--pace", "rate", "--rate", "100000",
+                                         "--nats-book-changes", args.get("book_changes", "true")],
+                       gateways=args.get("gateways", 2), source=[])
     time.sleep(2)
     b0 = {k: metric(ing, "mbo_cluster_published_bytes_total", f'kind="{k}"') for k in ("records", "book")}
     m0 = metric(ing, "mbo_cluster_published_messages_total")
@@ -100,12 +118,16 @@ def latency(mbo, data, args):
     follow = metric(gws[0], "mbo_cluster_resyncs_total")
     out = {
         "scenario": "latency",
+        "book_changes": args.get("book_changes", "true"),
         "feed_records_per_s": round(rep["ingest_records_per_s"]),
         "gateways": [{k: g[k] for k in ("matched", "missing", "earlier", "added_ms_p50",
                                          "added_ms_p90", "added_ms_p99", "added_ms_p999",
                                          "added_ms_max")} for g in rep["gateways"]],
-        "nats_records_bytes_per_s_per_instrument": round((b1["records"] - b0["records"]) / secs),
-        "nats_book_changes_bytes_per_s_per_instrument": round((b1["book"] - b0["book"]) / secs),
+        "instruments": SIM_INSTRUMENTS,
+        "nats_records_bytes_per_s_per_instrument": round((b1["records"] - b0["records"]) / secs / SIM_INSTRUMENTS),
+        "nats_book_changes_bytes_per_s_per_instrument": round((b1["book"] - b0["book"]) / secs / SIM_INSTRUMENTS),
+        "nats_records_bytes_per_record": round((b1["records"] - b0["records"]) / secs / rep["ingest_records_per_s"], 1),
+        "nats_book_changes_bytes_per_record": round((b1["book"] - b0["book"]) / secs / rep["ingest_records_per_s"], 1),
         "nats_messages_per_s": round((m1 - m0) / secs),
         "gateway_resyncs": follow,
         "gateway_rss_mb": round(rss_mb(gws[0].proc.pid), 1),
@@ -127,32 +149,33 @@ def maxpace(mbo, data, args):
     alone = Server(mbo, ["--dbn", f"{data}/CLX5_mbo.dbn", "--no-db", "--loop", "--pace", "max"])
     alone.wait_ready()
     time.sleep(1)
-    all_rps = rate_over(alone, 10, released)
+    all_rps = rate_over(alone, 10, applied)
     alone.stop()
-    nats = Nats()
-    ing, (gw,) = cluster(mbo, nats, data, ["--pace", "max"])
-    time.sleep(2)
-    followed = lambda s: metric(s, "mbo_cluster_followed_records_total")  # noqa: E731
-    t0 = time.monotonic()
-    r0, f0, b0 = released(ing), followed(gw), metric(ing, "mbo_cluster_tap_blocked_seconds_total")
-    time.sleep(10)
-    r1, f1, b1 = released(ing), followed(gw), metric(ing, "mbo_cluster_tap_blocked_seconds_total")
-    secs = time.monotonic() - t0
-    trail = metric(ing, "mbo_cluster_published_records_total") - followed(gw)
-    out = {
-        "scenario": "maxpace",
-        "role_all_records_per_s": round(all_rps),
-        "ingest_records_per_s": round((r1 - r0) / secs),
-        "gateway_records_per_s": round((f1 - f0) / secs),
-        "ingest_over_all": round((r1 - r0) / secs / all_rps, 3),
-        "gateway_over_ingest": round((f1 - f0) / max(r1 - r0, 1), 3),
-        "gateway_trails_records_at_end": int(trail),
-        "ingest_waited_for_nats_s_per_s": round((b1 - b0) / secs, 3),
-        "gateway_resyncs": metric(gw, "mbo_cluster_resyncs_total"),
-    }
-    for s in (gw, ing):
-        s.stop()
-    nats.stop()
+    out = {"scenario": "maxpace", "role_all_records_per_s": round(all_rps)}
+    for changes in ("true", "false"):
+        nats = Nats()
+        ing, (gw,) = cluster(mbo, nats, data, ["--pace", "max", "--nats-book-changes", changes])
+        time.sleep(2)
+        blocked = lambda s: metric(s, "mbo_cluster_tap_blocked_seconds_total")  # noqa: E731
+        t0 = time.monotonic()
+        r0, f0, b0 = applied(ing), applied(gw), blocked(ing)
+        time.sleep(10)
+        r1, f1, b1 = applied(ing), applied(gw), blocked(ing)
+        secs = time.monotonic() - t0
+        trail = (metric(ing, "mbo_cluster_published_records_total")
+                 - metric(gw, "mbo_cluster_followed_records_total"))
+        out[f"book_changes_{changes}"] = {
+            "ingest_records_per_s": round((r1 - r0) / secs),
+            "gateway_records_per_s": round((f1 - f0) / secs),
+            "ingest_over_all": round((r1 - r0) / secs / all_rps, 3),
+            "gateway_over_ingest": round((f1 - f0) / max(r1 - r0, 1), 3),
+            "gateway_trails_records_at_end": int(trail),
+            "ingest_waited_for_nats_s_per_s": round((b1 - b0) / secs, 3),
+            "gateway_resyncs": metric(gw, "mbo_cluster_resyncs_total"),
+        }
+        for s in (gw, ing):
+            s.stop()
+        nats.stop()
     return out
 
 
@@ -162,11 +185,16 @@ def clients(mbo, data, args):
     alone = Server(mbo, ["--dbn", f"{data}/CLX5_mbo.dbn", "--no-db", "--loop", "--pace", "rate",
                          "--rate", "100000"])
     alone.wait_ready()
+    c0 = cpu_s(alone.proc.pid)
     rep_all = loadtest(mbo, alone, *common)
+    rep_all["server_cpu_s"] = round(cpu_s(alone.proc.pid) - c0, 2)
     alone.stop()
     nats = Nats()
     ing, (gw,) = cluster(mbo, nats, data, ["--pace", "rate", "--rate", "100000"])
+    c0, i0 = cpu_s(gw.proc.pid), cpu_s(ing.proc.pid)
     rep_gw = loadtest(mbo, gw, *common)
+    rep_gw["server_cpu_s"] = round(cpu_s(gw.proc.pid) - c0, 2)
+    rep_gw["ingest_cpu_s"] = round(cpu_s(ing.proc.pid) - i0, 2)
     for s in (gw, ing):
         s.stop()
     nats.stop()
@@ -181,6 +209,9 @@ def clients(mbo, data, args):
             "latency_ms": r["latency_ms"],
             "server_rss_mb": r.get("server_rss_mb"),
             "loadtest_cpu_s": r["loadtest"]["cpu_s"],
+            "duration_s": r["duration_s"],
+            "server_cpu_s": r["server_cpu_s"],
+            "ingest_cpu_s": r.get("ingest_cpu_s"),
         }
     return {"scenario": "clients", "clients": int(n), "role_all": pick(rep_all),
             "gateway": pick(rep_gw), "raw_all": rep_all, "raw_gateway": rep_gw}
@@ -193,10 +224,12 @@ def main():
     mbo, data = argv[0], argv[1]
     opts = {}
     rest = argv[2:]
-    if "--clients" in rest:
-        i = rest.index("--clients")
-        opts["clients"] = int(rest[i + 1])
-        del rest[i:i + 2]
+    for flag, key, conv in (("--clients", "clients", int), ("--gateways", "gateways", int),
+                            ("--book-changes", "book_changes", str)):
+        if flag in rest:
+            i = rest.index(flag)
+            opts[key] = conv(rest[i + 1])
+            del rest[i:i + 2]
     as_json = "--json" in rest
     scenarios = [a for a in rest if not a.startswith("--")] or ["latency", "maxpace", "clients"]
     table = {"latency": latency, "maxpace": maxpace, "clients": clients}

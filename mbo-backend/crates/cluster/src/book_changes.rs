@@ -18,8 +18,6 @@
 //! a plain reset; the restored levels after a seek from a checkpoint): consumers replace
 //! their book with it.
 
-use std::fmt::Write as _;
-
 use dbn::MboMsg;
 use mbo_book::{Book, BookKey, Market, Side};
 
@@ -36,11 +34,12 @@ pub fn subject(instrument_id: u32) -> String {
 struct Pending {
     key: Option<BookKey>,
     /// Events in JSON, comma-separated.
-    events: String,
+    events: Vec<u8>,
     /// Levels touched in the open event.
     touched: Vec<(Side, i64)>,
     clear: bool,
-    trades: String,
+    /// Trades of the open event in JSON, comma-separated.
+    trades: Vec<u8>,
     reset: bool,
 }
 
@@ -50,10 +49,10 @@ pub struct BookChanges {
     books: Vec<Pending>,
 }
 
-fn side_code(side: Side) -> char {
+fn side_code(side: Side) -> u8 {
     match side {
-        Side::Bid => 'B',
-        Side::Ask => 'A',
+        Side::Bid => b'B',
+        Side::Ask => b'A',
     }
 }
 
@@ -63,6 +62,11 @@ fn side_of(code: u8) -> Option<Side> {
         b'A' => Some(Side::Ask),
         _ => None,
     }
+}
+
+/// Appends a number (itoa: the hot path writes several per record).
+fn num(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 impl BookChanges {
@@ -107,18 +111,21 @@ impl BookChanges {
             }
             b'T' => {
                 if !p.trades.is_empty() {
-                    p.trades.push(',');
+                    p.trades.push(b',');
                 }
-                let side = if (r.side as u8).is_ascii_alphabetic() {
-                    r.side as u8 as char
+                let side = r.side as u8;
+                let side = if side.is_ascii_alphabetic() {
+                    side
                 } else {
-                    'N'
+                    b'N'
                 };
-                let _ = write!(
-                    p.trades,
-                    "[{},{},{},\"{side}\"]",
-                    applied.index, r.price, r.size
-                );
+                p.trades.push(b'[');
+                num(&mut p.trades, applied.index);
+                p.trades.push(b',');
+                num(&mut p.trades, r.price);
+                p.trades.push(b',');
+                num(&mut p.trades, r.size);
+                p.trades.extend_from_slice(&[b',', b'"', side, b'"', b']']);
             }
             _ => {}
         }
@@ -137,30 +144,40 @@ impl BookChanges {
         p.touched
             .sort_unstable_by_key(|&(s, price)| (s as u8, price));
         p.touched.dedup();
-        if !p.events.is_empty() {
-            p.events.push(',');
+        let out = &mut p.events;
+        if !out.is_empty() {
+            out.push(b',');
         }
+        out.extend_from_slice(b"{\"i\":");
         match index {
-            Some(i) => {
-                let _ = write!(p.events, "{{\"i\":{i}");
-            }
-            None => p.events.push_str("{\"i\":null"),
+            Some(i) => num(out, i),
+            None => out.extend_from_slice(b"null"),
         }
-        let _ = write!(
-            p.events,
-            ",\"ts_recv\":{ts_recv},\"clear\":{},\"levels\":[",
-            p.clear
-        );
+        out.extend_from_slice(b",\"ts_recv\":");
+        num(out, ts_recv);
+        out.extend_from_slice(if p.clear {
+            b",\"clear\":true,\"levels\":["
+        } else {
+            b",\"clear\":false,\"levels\":["
+        });
         for (n, &(side, price)) in p.touched.iter().enumerate() {
             let (size, count) = book
                 .level(side, price)
                 .map_or((0, 0), |l| (l.size, l.count));
             if n > 0 {
-                p.events.push(',');
+                out.push(b',');
             }
-            let _ = write!(p.events, "[\"{}\",{price},{size},{count}]", side_code(side));
+            out.extend_from_slice(&[b'[', b'"', side_code(side), b'"', b',']);
+            num(out, price);
+            out.push(b',');
+            num(out, size);
+            out.push(b',');
+            num(out, count);
+            out.push(b']');
         }
-        let _ = write!(p.events, "],\"trades\":[{}]}}", p.trades);
+        out.extend_from_slice(b"],\"trades\":[");
+        out.extend_from_slice(&p.trades);
+        out.extend_from_slice(b"]}");
         p.touched.clear();
         p.trades.clear();
         p.clear = false;
@@ -185,21 +202,94 @@ impl BookChanges {
     }
 
     /// The messages of the books that changed: `(key, payload)`; clears them.
-    pub fn take(&mut self, epoch: u64) -> Vec<(BookKey, String)> {
+    pub fn take(&mut self, epoch: u64) -> Vec<(BookKey, Vec<u8>)> {
         let mut out = Vec::new();
         for p in &mut self.books {
             let Some(key) = p.key else { continue };
             if p.events.is_empty() {
                 continue;
             }
-            let json = format!(
-                "{{\"epoch\":{epoch},\"instrument_id\":{},\"publisher_id\":{},\"reset\":{},\"events\":[{}]}}",
-                key.instrument_id, key.publisher_id, p.reset, p.events
-            );
+            let mut json = Vec::with_capacity(p.events.len() + 128);
+            json.extend_from_slice(b"{\"epoch\":");
+            num(&mut json, epoch);
+            json.extend_from_slice(b",\"instrument_id\":");
+            num(&mut json, key.instrument_id);
+            json.extend_from_slice(b",\"publisher_id\":");
+            num(&mut json, key.publisher_id);
+            json.extend_from_slice(if p.reset {
+                b",\"reset\":true,\"events\":["
+            } else {
+                b",\"reset\":false,\"events\":["
+            });
+            json.extend_from_slice(&p.events);
+            json.extend_from_slice(b"]}");
             p.events.clear();
             p.reset = false;
             out.push((key, json));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use dbn::{FlagSet, RecordHeader};
+
+    fn rec(action: u8, side: u8, price: i64, size: u32, order_id: u64, last: bool) -> MboMsg {
+        MboMsg {
+            hd: RecordHeader::new::<MboMsg>(dbn::rtype::MBO, 1, 7, 0),
+            order_id,
+            price,
+            size,
+            flags: if last {
+                FlagSet::empty().set_last()
+            } else {
+                FlagSet::empty()
+            },
+            channel_id: 0,
+            action: action as std::ffi::c_char,
+            side: side as std::ffi::c_char,
+            ts_recv: 10,
+            ts_in_delta: 0,
+            sequence: 0,
+        }
+    }
+
+    #[test]
+    fn events_name_every_level_they_change_with_its_new_totals() {
+        let mut market = Market::new();
+        let mut changes = BookChanges::default();
+        changes.apply(&mut market, &rec(b'A', b'B', 100, 5, 1, false));
+        changes.apply(&mut market, &rec(b'A', b'B', 100, 2, 2, true));
+        // A modify that moves order 1 to 101: both levels change.
+        changes.apply(&mut market, &rec(b'M', b'B', 101, 5, 1, true));
+        // A trade, then the cancel of order 2 empties level 100.
+        changes.apply(&mut market, &rec(b'T', b'A', 101, 1, 0, false));
+        changes.apply(&mut market, &rec(b'C', b'B', 100, 2, 2, true));
+        let out = changes.take(4);
+        assert_eq!(out.len(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&out[0].1).unwrap();
+        assert_eq!(v["epoch"], 4);
+        assert_eq!(v["instrument_id"], 7);
+        let ev = v["events"].as_array().unwrap();
+        assert_eq!(ev.len(), 3);
+        assert_eq!(ev[0]["i"], 1);
+        assert_eq!(ev[0]["levels"], serde_json::json!([["B", 100, 7, 2]]));
+        assert_eq!(
+            ev[1]["levels"],
+            serde_json::json!([["B", 100, 2, 1], ["B", 101, 5, 1]])
+        );
+        assert_eq!(ev[2]["levels"], serde_json::json!([["B", 100, 0, 0]]));
+        assert_eq!(ev[2]["trades"], serde_json::json!([[3, 101, 1, "A"]]));
+        assert!(changes.take(4).is_empty(), "taken once");
+        changes.reset(&market);
+        let v: serde_json::Value = serde_json::from_slice(&changes.take(5)[0].1).unwrap();
+        assert_eq!(v["reset"], true);
+        assert_eq!(
+            v["events"][0]["levels"],
+            serde_json::json!([["B", 101, 5, 1]])
+        );
     }
 }

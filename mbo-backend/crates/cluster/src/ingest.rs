@@ -17,11 +17,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::context::PublishError;
+use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::{self, Context};
 use async_nats::{Client, HeaderMap};
 use axum::Router;
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::StreamExt;
 use mbo_api::hub::Hub;
 use mbo_api::tap::{Tap, TapEvent};
@@ -53,6 +55,9 @@ pub struct Prepared {
     pub tap: Tap,
     events: mpsc::Receiver<TapEvent>,
     metrics: ClusterMetrics,
+    book_changes: bool,
+    /// Last sequence of the records stream when this ingest started.
+    records_seq: u64,
 }
 
 /// Connects, creates (or reuses) the streams, and finds the epoch to start from. Waits,
@@ -61,7 +66,11 @@ pub struct Prepared {
 /// # Errors
 /// [`ClusterError`] for an unusable URL or a stream that exists with an incompatible
 /// configuration.
-pub async fn prepare(url: &str, metrics: ClusterMetrics) -> Result<Prepared, ClusterError> {
+pub async fn prepare(
+    url: &str,
+    metrics: ClusterMetrics,
+    book_changes: bool,
+) -> Result<Prepared, ClusterError> {
     let client = crate::connect(url, "mbo-ingest").await?;
     let js = jetstream::new(client.clone());
     let mut wait = Duration::from_millis(100);
@@ -75,6 +84,7 @@ pub async fn prepare(url: &str, metrics: ClusterMetrics) -> Result<Prepared, Clu
             }
         }
     };
+    let records_seq = records.cached_info().state.last_sequence;
     let mut epoch = 0;
     if let Ok(last) = records
         .get_last_raw_message_by_subject(wire::RECORDS_SUBJECT)
@@ -104,6 +114,8 @@ pub async fn prepare(url: &str, metrics: ClusterMetrics) -> Result<Prepared, Clu
         tap,
         events,
         metrics,
+        book_changes,
+        records_seq,
     })
 }
 
@@ -139,6 +151,8 @@ impl Prepared {
             tap,
             events,
             metrics,
+            book_changes,
+            records_seq,
         } = self;
         drop(tap);
         let (round_tx, round_rx) = mpsc::channel(64);
@@ -162,10 +176,10 @@ impl Prepared {
             replica: Market::new(),
             epoch,
             window: VecDeque::new(),
-            records_seq: 0,
+            records_seq,
             metrics,
             buffer: Vec::new(),
-            changes: crate::book_changes::BookChanges::default(),
+            changes: book_changes.then(crate::book_changes::BookChanges::default),
             changed: true,
             last_round: None,
         };
@@ -182,9 +196,13 @@ struct Outgoing {
     kind: &'static str,
 }
 
+/// The future of a JetStream ack.
+type AckFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<PublishAck, PublishError>> + Send>>;
+
 struct Pending {
     msg: Outgoing,
-    ack: PublishAckFuture,
+    ack: AckFuture,
 }
 
 struct Publisher {
@@ -196,8 +214,8 @@ struct Publisher {
     records_seq: u64,
     metrics: ClusterMetrics,
     buffer: Vec<u8>,
-    /// Level changes per book, for `mbo.book.*`.
-    changes: crate::book_changes::BookChanges,
+    /// Level changes per book, for `mbo.book.*` (`None`: not published).
+    changes: Option<crate::book_changes::BookChanges>,
     /// The replica changed since the last round.
     changed: bool,
     last_round: Option<(u64, u64)>,
@@ -214,15 +232,17 @@ impl Publisher {
         let mut tick = tokio::time::interval(ROUND_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Rounds first: at max pace the tap is never empty, and a gateway waiting for
+            // a round must not wait for the feed to pause.
             tokio::select! {
                 biased;
+                Some(reply) = rounds.recv() => self.round(Some(reply)).await,
+                _ = tick.tick() => if self.changed { self.round(None).await },
                 ev = events.recv() => match ev {
                     Some(ev) => self.handle(ev).await,
                     // The engine stopped (shutdown): everything it applied is queued.
                     None => break,
                 },
-                Some(reply) = rounds.recv() => self.round(Some(reply)).await,
-                _ = tick.tick() => if self.changed { self.round(None).await },
             }
         }
         self.settle_all().await;
@@ -238,8 +258,17 @@ impl Publisher {
                 if self.replica.next_index() != batch.first_index {
                     self.replica.set_next_index(batch.first_index);
                 }
-                for r in &batch.records {
-                    self.changes.apply(&mut self.replica, r);
+                match &mut self.changes {
+                    Some(changes) => {
+                        for r in &batch.records {
+                            changes.apply(&mut self.replica, r);
+                        }
+                    }
+                    None => {
+                        for r in &batch.records {
+                            self.replica.apply(r);
+                        }
+                    }
                 }
                 self.epoch = batch.epoch;
                 self.changed = true;
@@ -283,7 +312,9 @@ impl Publisher {
                 self.replica.set_next_index(next_index);
                 self.epoch = epoch;
                 self.changed = true;
-                self.changes.reset(&self.replica);
+                if let Some(changes) = &mut self.changes {
+                    changes.reset(&self.replica);
+                }
                 let mut h = HeaderMap::new();
                 h.insert(wire::H_MSG_ID, format!("x.{epoch}.{next_index}").as_str());
                 h.insert(wire::H_KIND, "reset");
@@ -323,7 +354,10 @@ impl Publisher {
 
     /// Publishes the book changes collected since the last call (`index`: the batch's).
     async fn publish_book_changes(&mut self, index: u64) {
-        for (key, json) in self.changes.take(self.epoch) {
+        let Some(changes) = &mut self.changes else {
+            return;
+        };
+        for (key, json) in changes.take(self.epoch) {
             let mut h = HeaderMap::new();
             h.insert(
                 wire::H_MSG_ID,
@@ -350,6 +384,7 @@ impl Publisher {
             self.settle_one().await;
         }
         self.send(msg).await;
+        self.settle_ready().await;
     }
 
     /// Hands `msg` to NATS (retrying until the client takes it) and queues its ack.
@@ -366,6 +401,7 @@ impl Publisher {
                 .await
             {
                 Ok(ack) => {
+                    let ack: AckFuture = std::future::IntoFuture::into_future(ack);
                     self.metrics.published.with_label_values(&[msg.kind]).inc();
                     self.metrics
                         .published_bytes
@@ -388,14 +424,31 @@ impl Publisher {
         let Some(p) = self.window.pop_front() else {
             return;
         };
-        match p.ack.await {
+        let result = p.ack.await;
+        self.acked(p.msg, result).await;
+    }
+
+    /// Takes the acks that have already arrived, without waiting.
+    async fn settle_ready(&mut self) {
+        while let Some(front) = self.window.front_mut() {
+            let Some(result) = (&mut front.ack).now_or_never() else {
+                return;
+            };
+            if let Some(p) = self.window.pop_front() {
+                self.acked(p.msg, result).await;
+            }
+        }
+    }
+
+    async fn acked(&mut self, msg: Outgoing, result: Result<PublishAck, PublishError>) {
+        match result {
             Ok(ack) => {
-                if p.msg.subject == wire::RECORDS_SUBJECT {
+                if msg.subject == wire::RECORDS_SUBJECT {
                     self.records_seq = self.records_seq.max(ack.sequence);
                 }
             }
             Err(e) => {
-                let mut again = vec![p.msg];
+                let mut again = vec![msg];
                 again.extend(self.window.drain(..).map(|p| p.msg));
                 tracing::warn!(error = %e, messages = again.len(), "ack failed: publishing again");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -416,7 +469,10 @@ impl Publisher {
 
     /// Publishes a round of the replica's books (then replies to `reply`, if any).
     async fn round(&mut self, reply: Option<async_nats::Subject>) {
-        self.settle_all().await;
+        // No waiting for acks: the marker names the last records message known to have
+        // landed, which the round includes; a gateway starting from there skips the batches
+        // the round already holds. The feed is never held up by a round.
+        self.settle_ready().await;
         let next_index = self.replica.next_index();
         let name = wire::round_name(self.epoch, next_index);
         let books: Vec<(u32, u16)> = self
@@ -450,7 +506,6 @@ impl Publisher {
                 })
                 .await;
             }
-            self.settle_all().await;
             let marker = RoundMarker {
                 epoch: self.epoch,
                 next_index,
@@ -474,7 +529,6 @@ impl Publisher {
                 kind: "round",
             })
             .await;
-            self.settle_all().await;
             self.metrics.rounds.inc();
             self.last_round = Some((self.epoch, next_index));
             tracing::debug!(round = %name, records_seq = self.records_seq, "snapshot round published");

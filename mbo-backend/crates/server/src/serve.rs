@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// NATS server with JetStream, for --role ingest|gateway (e.g. nats://127.0.0.1:4222).
     #[arg(long = "nats", env = "MBO_NATS_URL", value_name = "URL")]
     pub nats: Option<String>,
+    /// An ingest also publishes each event's changed levels and trades per instrument
+    /// (`mbo.book.{instrument}`, for L2 consumers of NATS); gateways do not need them.
+    #[arg(long, env = "MBO_NATS_BOOK_CHANGES", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub nats_book_changes: bool,
     /// Address to listen on (port 0: any free port).
     #[arg(long, env = "MBO_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -371,7 +375,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(url) => {
             println!("mbo: ingest: connecting to NATS at {url}");
             Some(
-                mbo_cluster::ingest::prepare(url, cluster_metrics.clone())
+                mbo_cluster::ingest::prepare(url, cluster_metrics.clone(), args.nats_book_changes)
                     .await
                     .context("preparing the NATS JetStream streams")?,
             )
