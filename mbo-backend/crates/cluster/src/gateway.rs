@@ -368,6 +368,14 @@ impl Follower {
             Ok(s) => s,
             Err(e) => return ClusterError::nats(e),
         };
+        let last = stream.cached_info().state.last_sequence;
+        if last < marker.records_seq {
+            // A memory stream lost with a NATS restart: the round predates the new stream.
+            return ClusterError::Protocol(format!(
+                "the round names records sequence {} but the stream ends at {last}: asking for a new round",
+                marker.records_seq
+            ));
+        }
         let consumer = match stream
             .create_consumer(OrderedConfig {
                 deliver_subject: self.js.client().new_inbox(),

@@ -56,6 +56,7 @@ pub struct Prepared {
     events: mpsc::Receiver<TapEvent>,
     metrics: ClusterMetrics,
     book_changes: bool,
+    storage: wire::RecordsStorage,
     /// Last sequence of the records stream when this ingest started.
     records_seq: u64,
 }
@@ -69,13 +70,17 @@ pub struct Prepared {
 pub async fn prepare(
     url: &str,
     metrics: ClusterMetrics,
-    book_changes: bool,
+    options: IngestOptions,
 ) -> Result<Prepared, ClusterError> {
+    let IngestOptions {
+        book_changes,
+        storage,
+    } = options;
     let client = crate::connect(url, "mbo-ingest").await?;
     let js = jetstream::new(client.clone());
     let mut wait = Duration::from_millis(100);
     let records = loop {
-        match create_streams(&js).await {
+        match create_streams(&js, storage).await {
             Ok(records) => break records,
             Err(e) => {
                 tracing::warn!(error = %e, url, "waiting for NATS JetStream");
@@ -115,18 +120,42 @@ pub async fn prepare(
         events,
         metrics,
         book_changes,
+        storage,
         records_seq,
     })
 }
 
-async fn create_streams(js: &Context) -> Result<jetstream::stream::Stream, ClusterError> {
+/// What an ingest publishes, and where JetStream keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// Publish `mbo.book.*` too.
+    pub book_changes: bool,
+    /// Memory or file for the records and book-change streams.
+    pub storage: wire::RecordsStorage,
+}
+
+/// Creates the streams that do not exist (a NATS server restarted without its memory
+/// streams gets them back); returns the records stream.
+async fn create_streams(
+    js: &Context,
+    storage: wire::RecordsStorage,
+) -> Result<jetstream::stream::Stream, ClusterError> {
     let mut records = None;
-    for config in wire::stream_configs() {
+    for config in wire::stream_configs(storage) {
         let name = config.name.clone();
+        let wanted = config.storage;
         let stream = js
             .get_or_create_stream(config)
             .await
             .map_err(|e| ClusterError::Nats(format!("stream {name}: {e}")))?;
+        if stream.cached_info().config.storage != wanted {
+            tracing::warn!(
+                stream = %name,
+                wanted = ?wanted,
+                found = ?stream.cached_info().config.storage,
+                "the stream exists with another storage type: kept as it is (delete it to change)"
+            );
+        }
         if name == wire::RECORDS_STREAM {
             records = Some(stream);
         }
@@ -152,6 +181,7 @@ impl Prepared {
             events,
             metrics,
             book_changes,
+            storage,
             records_seq,
         } = self;
         drop(tap);
@@ -177,6 +207,7 @@ impl Prepared {
             epoch,
             window: VecDeque::new(),
             records_seq,
+            storage,
             metrics,
             buffer: Vec::new(),
             changes: book_changes.then(crate::book_changes::BookChanges::default),
@@ -212,6 +243,8 @@ struct Publisher {
     window: VecDeque<Pending>,
     /// Sequence of the last acknowledged message of the records stream.
     records_seq: u64,
+    /// Where the records stream lives (to create it again after a NATS restart).
+    storage: wire::RecordsStorage,
     metrics: ClusterMetrics,
     buffer: Vec<u8>,
     /// Level changes per book, for `mbo.book.*` (`None`: not published).
@@ -414,8 +447,28 @@ impl Publisher {
                     tracing::warn!(error = %e, subject = %msg.subject, "publish failed: retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
+                    self.ensure_streams().await;
                 }
             }
+        }
+    }
+
+    /// After a failure: the streams exist again (a NATS server restarted loses its memory
+    /// streams), and the records sequence is the stream's (a new stream starts at 1).
+    async fn ensure_streams(&mut self) {
+        match create_streams(&self.js, self.storage).await {
+            Ok(records) => {
+                let last = records.cached_info().state.last_sequence;
+                if last < self.records_seq {
+                    tracing::warn!(
+                        last,
+                        was = self.records_seq,
+                        "the records stream was created again"
+                    );
+                    self.records_seq = last;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "streams not available yet"),
         }
     }
 
@@ -452,6 +505,7 @@ impl Publisher {
                 again.extend(self.window.drain(..).map(|p| p.msg));
                 tracing::warn!(error = %e, messages = again.len(), "ack failed: publishing again");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                self.ensure_streams().await;
                 // The window was emptied: there is room for all of them.
                 for msg in again {
                     self.metrics.republished.inc();

@@ -46,6 +46,15 @@ pub enum Role {
     Gateway,
 }
 
+/// `--nats-storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NatsStorage {
+    /// In the NATS server's memory.
+    Memory,
+    /// On the NATS server's disk.
+    File,
+}
+
 /// `mbo serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -60,6 +69,10 @@ pub struct ServeArgs {
     /// (`mbo.book.{instrument}`, for L2 consumers of NATS); gateways do not need them.
     #[arg(long, env = "MBO_NATS_BOOK_CHANGES", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub nats_book_changes: bool,
+    /// Where JetStream keeps an ingest's records and book changes: `memory` (no disk write
+    /// per message; lost with a NATS restart, after which gateways resynchronise) or `file`.
+    #[arg(long, env = "MBO_NATS_STORAGE", value_enum, default_value_t = NatsStorage::Memory)]
+    pub nats_storage: NatsStorage,
     /// Address to listen on (port 0: any free port).
     #[arg(long, env = "MBO_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -375,9 +388,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(url) => {
             println!("mbo: ingest: connecting to NATS at {url}");
             Some(
-                mbo_cluster::ingest::prepare(url, cluster_metrics.clone(), args.nats_book_changes)
-                    .await
-                    .context("preparing the NATS JetStream streams")?,
+                mbo_cluster::ingest::prepare(
+                    url,
+                    cluster_metrics.clone(),
+                    mbo_cluster::ingest::IngestOptions {
+                        book_changes: args.nats_book_changes,
+                        storage: match args.nats_storage {
+                            NatsStorage::Memory => mbo_cluster::wire::RecordsStorage::Memory,
+                            NatsStorage::File => mbo_cluster::wire::RecordsStorage::File,
+                        },
+                    },
+                )
+                .await
+                .context("preparing the NATS JetStream streams")?,
             )
         }
         None => None,

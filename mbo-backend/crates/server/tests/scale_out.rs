@@ -485,7 +485,19 @@ async fn gateways_serve_exactly_the_ingests_books_records_and_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_moves_to_another_gateway_after_sigkill_without_duplicates_or_holes() {
     let nats = Nats::start();
-    let ing = ingest(&nats, &["--pace", "rate", "--rate", "5000", "--loop"]);
+    // Records on file here (memory, the default, everywhere else).
+    let ing = ingest(
+        &nats,
+        &[
+            "--pace",
+            "rate",
+            "--rate",
+            "5000",
+            "--loop",
+            "--nats-storage",
+            "file",
+        ],
+    );
     ing.ready().await;
     let (mut g1, g2) = (gateway(&nats), gateway(&nats));
     g1.ready().await;
