@@ -83,6 +83,21 @@ describe('decodeStreamMessage', () => {
 		expect(s.status.state).toBe('paused');
 		expect(s.status.positionTs).toBe(1758742200001385399n);
 		expect(s.status.speed).toBe(2);
+		// A server without the field (before the scale-out roles) was ready.
+		expect(s.status.health).toBe('ready');
+		expect(s.status.healthDetail).toBeNull();
+		const stale = decodeStreamMessage(
+			'status',
+			'0-1',
+			'{"server_ts":1,"source":"file","state":"playing","epoch":3,"controllable":true,' +
+				'"health":"stale","health_detail":"no status from the ingest for 3.2 s"}'
+		);
+		if (stale.kind !== 'status') throw new Error('kind');
+		expect(stale.status.health).toBe('stale');
+		expect(stale.status.healthDetail).toBe('no status from the ingest for 3.2 s');
+		expect(() =>
+			decodeStreamMessage('status', '0-1', '{"server_ts":1,"source":"file","state":"playing","epoch":3,"controllable":true,"health":7}')
+		).toThrow(DecodeError);
 		const l = decodeStreamMessage('lagged', '0-1', '{"server_ts":1,"skipped":7,"unit":"updates"}');
 		expect(l).toEqual({ kind: 'lagged', id: '0-1', lagged: { serverTs: 1n, skipped: 7 } });
 	});

@@ -164,7 +164,10 @@ export function decodeStatus(v: unknown): ReplayStatus {
 		startTs: bigOrNull(o.start_ts, 'start_ts'),
 		endTs: bigOrNull(o.end_ts, 'end_ts'),
 		recordCount: numOrNull(o.record_count, 'record_count'),
-		controllable: bool(o.controllable, 'controllable')
+		controllable: bool(o.controllable, 'controllable'),
+		// Servers before the scale-out roles did not say: they were ready when they answered.
+		health: str(o.health ?? 'ready', 'health'),
+		healthDetail: strOrNull(o.health_detail ?? null, 'health_detail')
 	};
 }
 

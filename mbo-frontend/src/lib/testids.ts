@@ -8,6 +8,7 @@ export const TestId = {
 	badgeCrossed: 'badge-crossed',
 	badgeBadBook: 'badge-bad-book',
 	badgeConnection: 'badge-connection',
+	badgeHealth: 'badge-health',
 	ladder: 'ladder',
 	ladderRow: 'ladder-row',
 	queue: 'queue',

@@ -74,6 +74,10 @@ export interface ReplayStatus {
 	endTs: bigint | null;
 	recordCount: number | null;
 	controllable: boolean;
+	/** `ready`, `starting`, `failed`, or `stale` (a scale-out gateway whose books may be behind). */
+	health: string;
+	/** Why the server is not ready (null when ready). */
+	healthDetail: string | null;
 }
 
 export interface Instrument {
