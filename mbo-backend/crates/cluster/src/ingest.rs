@@ -306,19 +306,13 @@ impl Publisher {
                 self.epoch = batch.epoch;
                 self.changed = true;
                 mbo_store::blocks::encode_block(&batch.records, &mut self.buffer);
-                let mut h = HeaderMap::new();
-                h.insert(
-                    wire::H_MSG_ID,
-                    format!("r.{}.{}", batch.epoch, batch.first_index).as_str(),
+                let h = wire::records_headers(
+                    batch.epoch,
+                    batch.first_index,
+                    batch.records.len(),
+                    batch.server_ts,
+                    catch_up,
                 );
-                h.insert(wire::H_KIND, "records");
-                h.insert(wire::H_EPOCH, batch.epoch.to_string().as_str());
-                h.insert(wire::H_INDEX, batch.first_index.to_string().as_str());
-                h.insert(wire::H_COUNT, batch.records.len().to_string().as_str());
-                h.insert(wire::H_APPLIED_NS, batch.server_ts.to_string().as_str());
-                if catch_up {
-                    h.insert(wire::H_CATCH_UP, "1");
-                }
                 let payload = Bytes::copy_from_slice(&self.buffer);
                 self.metrics
                     .published_records

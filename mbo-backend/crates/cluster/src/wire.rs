@@ -152,6 +152,27 @@ pub fn round_name(epoch: u64, next_index: u64) -> String {
     format!("{epoch}.{next_index}")
 }
 
+/// Headers of a `records` message (what [`RecordsMessage::decode`] reads back).
+pub fn records_headers(
+    epoch: u64,
+    first_index: u64,
+    count: usize,
+    applied_ns: u64,
+    catch_up: bool,
+) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(H_MSG_ID, format!("r.{epoch}.{first_index}").as_str());
+    h.insert(H_KIND, "records");
+    h.insert(H_EPOCH, epoch.to_string().as_str());
+    h.insert(H_INDEX, first_index.to_string().as_str());
+    h.insert(H_COUNT, count.to_string().as_str());
+    h.insert(H_APPLIED_NS, applied_ns.to_string().as_str());
+    if catch_up {
+        h.insert(H_CATCH_UP, "1");
+    }
+    h
+}
+
 /// What a message on [`RECORDS_SUBJECT`] says.
 #[derive(Debug)]
 pub enum RecordsMessage {
@@ -395,4 +416,110 @@ pub struct RoundReply {
     pub epoch: u64,
     /// Its next index.
     pub next_index: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use dbn::{FlagSet, RecordHeader};
+
+    fn records(n: u64) -> Vec<MboMsg> {
+        (0..n)
+            .map(|i| MboMsg {
+                hd: RecordHeader::new::<MboMsg>(dbn::rtype::MBO, 1, 7, 1_000 + i),
+                order_id: 10 + i,
+                price: 64_820_000_000 + i as i64 * 10_000_000,
+                size: 3,
+                flags: FlagSet::empty().set_last(),
+                channel_id: 0,
+                action: b'A' as std::ffi::c_char,
+                side: b'B' as std::ffi::c_char,
+                ts_recv: 2_000 + i,
+                ts_in_delta: 5,
+                sequence: i as u32,
+            })
+            .collect()
+    }
+
+    fn block(r: &[MboMsg]) -> Vec<u8> {
+        let mut out = Vec::new();
+        mbo_store::blocks::encode_block(r, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_records_message_round_trips_every_field() {
+        let r = records(5);
+        let h = records_headers(3, 41, r.len(), 99, true);
+        match RecordsMessage::decode(Some(&h), &block(&r)).unwrap() {
+            RecordsMessage::Records {
+                epoch,
+                first_index,
+                catch_up,
+                applied_ns,
+                records,
+            } => {
+                assert_eq!(
+                    (epoch, first_index, catch_up, applied_ns),
+                    (3, 41, true, 99)
+                );
+                assert_eq!(records, r);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_messages_are_protocol_errors_not_panics() {
+        let r = records(3);
+        // No headers at all.
+        assert!(matches!(
+            RecordsMessage::decode(None, &block(&r)),
+            Err(ClusterError::Protocol(_))
+        ));
+        // The count says 4, the block holds 3.
+        let h = records_headers(0, 0, 4, 0, false);
+        assert!(matches!(
+            RecordsMessage::decode(Some(&h), &block(&r)),
+            Err(ClusterError::Protocol(_))
+        ));
+        // A truncated block.
+        let h = records_headers(0, 0, 3, 0, false);
+        let b = block(&r);
+        assert!(matches!(
+            RecordsMessage::decode(Some(&h), &b[..b.len() / 2]),
+            Err(ClusterError::Protocol(_))
+        ));
+        // An unknown kind.
+        let mut h = records_headers(0, 0, 3, 0, false);
+        h.insert(H_KIND, "rewind");
+        assert!(matches!(
+            RecordsMessage::decode(Some(&h), &b),
+            Err(ClusterError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn replay_status_survives_the_wire() {
+        for pace in [
+            Pace::Max,
+            Pace::Rate(100_000),
+            Pace::Realtime { speed: 2.5 },
+        ] {
+            let s = ReplayStatus {
+                state: PlayState::Paused,
+                pace,
+                position_ts: 7,
+                next_index: 8,
+                progress: 0.25,
+                released: 9,
+            };
+            let wire: ReplayStatusMessage = serde_json::from_str(
+                &serde_json::to_string(&ReplayStatusMessage::from(&s)).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(wire.to_status(), s);
+        }
+    }
 }
