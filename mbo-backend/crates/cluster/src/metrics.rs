@@ -2,7 +2,8 @@
 //! prefix), so `/metrics` of an ingest or a gateway shows them beside the others.
 
 use prometheus::{
-    Counter, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Counter, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Metrics of either role (a role leaves the other's at zero).
@@ -34,6 +35,8 @@ pub struct ClusterMetrics {
     pub synced: IntGauge,
     /// Gateway: requests forwarded to the ingest.
     pub forwarded: IntCounter,
+    /// 1 for this process's role (`all`, `ingest`, `gateway`).
+    pub role: IntGaugeVec,
 }
 
 impl ClusterMetrics {
@@ -110,7 +113,27 @@ impl ClusterMetrics {
                 "cluster_forwarded_requests_total",
                 "HTTP requests a gateway forwarded to its ingest",
             )?,
+            role: IntGaugeVec::new(
+                Opts::new(
+                    "cluster_role",
+                    "1 for the process's role: all (one process), ingest or gateway",
+                ),
+                &["role"],
+            )?,
         })
+    }
+
+    /// Sets the role gauge and creates every labelled series at 0, so dashboards and alerts
+    /// see them from the start (in every role).
+    pub fn init(&self, role: &str) {
+        self.role.with_label_values(&[role]).set(1);
+        for kind in ["records", "reset", "end", "book", "snapshot", "round"] {
+            self.published.with_label_values(&[kind]);
+            self.published_bytes.with_label_values(&[kind]);
+        }
+        for reason in ["start", "gap", "restore", "error"] {
+            self.resyncs.with_label_values(&[reason]);
+        }
     }
 
     /// Registers every metric in `registry`.
@@ -131,6 +154,7 @@ impl ClusterMetrics {
         registry.register(Box::new(self.follow_latency.clone()))?;
         registry.register(Box::new(self.synced.clone()))?;
         registry.register(Box::new(self.forwarded.clone()))?;
+        registry.register(Box::new(self.role.clone()))?;
         Ok(())
     }
 }

@@ -414,11 +414,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .context("starting the server")?;
     let cluster_stop = tokio_util::sync::CancellationToken::new();
+    // Registered in every role (zero where unused), so dashboards and alerts need no
+    // role-specific queries.
+    cluster_metrics.init(if prepared.is_some() { "ingest" } else { "all" });
+    cluster_metrics
+        .register(app.state().metrics.registry())
+        .context("registering the cluster metrics")?;
     let publisher = match prepared {
         Some(prepared) => {
-            cluster_metrics
-                .register(app.state().metrics.registry())
-                .context("registering the cluster metrics")?;
             println!(
                 "mbo: ingest: publishing to NATS JetStream from epoch {}",
                 prepared.epoch
@@ -555,6 +558,7 @@ async fn serve_gateway(args: ServeArgs, url: &str) -> Result<()> {
     )
     .await
     .context("starting the server")?;
+    metrics.init("gateway");
     metrics
         .register(app.state().metrics.registry())
         .context("registering the cluster metrics")?;
