@@ -10,8 +10,9 @@
 //! engine: every [`ROUND_EVERY`] when something changed, right after a reset that restored
 //! books, and whenever a gateway asks (`mbo.ctl.snapshot`).
 //!
-//! A round is published only when every earlier message is acknowledged, so its marker can
-//! name the last records sequence it includes; gateways follow from the next one.
+//! A round never waits for acks (it would stall the feed): its marker names the last records
+//! message known to have landed, which the round includes (and maybe more after it); a
+//! gateway follows from the next one and skips the batches the round already holds.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -17,9 +17,9 @@
 //! ## Streams and subjects (created by the ingest at start; see [`wire`])
 //! | stream | subjects | kept | content |
 //! |---|---|---|---|
-//! | `MBO_RECORDS` | `mbo.records` | 10 min, 1 GiB, file | `records` batches (block-encoded, the storage format), `reset` and `end` markers, headers `Mbo-Kind`, `Mbo-Epoch`, `Mbo-Index`, `Mbo-Count`, `Mbo-Catch-Up`, `Mbo-Applied-Ns` |
+//! | `MBO_RECORDS` | `mbo.records` | 10 min; 256 MiB in memory (default) or 1 GiB on file (`--nats-storage`) | `records` batches (block-encoded, the storage format), `reset` and `end` markers, headers `Mbo-Kind`, `Mbo-Epoch`, `Mbo-Index`, `Mbo-Count`, `Mbo-Catch-Up`, `Mbo-Applied-Ns` |
 //! | `MBO_SNAPSHOTS` | `mbo.snapshot.{instrument}.{publisher}`, `mbo.snapshot.round` | last per subject, file | one message per book (the checkpoint encoding of the storage crate) tagged `Mbo-Round: {epoch}.{next_index}`, then the round's marker (JSON: epoch, next index, books, last records sequence) |
-//! | `MBO_BOOKS` | `mbo.book.{instrument}` | 10 min, 1 GiB, file | per book and batch, the levels each event changed and its trades (JSON, see [`book_changes`]) for L2 consumers; gateways do not need them |
+//! | `MBO_BOOKS` | `mbo.book.{instrument}` | as `MBO_RECORDS` | per book and batch, the levels each event changed and its trades (JSON, see [`book_changes`]) for L2 consumers; gateways do not need them |
 //! | `MBO_STATUS` | `mbo.status` | last, file | the ingest's status (JSON) every second and on every replay change |
 //!
 //! Request/reply (core NATS): `mbo.ctl.snapshot` publishes a round now and names it;
