@@ -163,7 +163,9 @@ impl Application {
             config: Arc::new(config),
             shutdown,
             storage,
-            venues: venues.as_ref().map(|v| v.hub.clone()),
+            venues: hooks
+                .venue_hub
+                .or_else(|| venues.as_ref().map(|v| v.hub.clone())),
             forward: hooks.forward,
         };
         Ok(Self {
@@ -257,6 +259,9 @@ pub struct Hooks {
     pub tap: Option<crate::tap::Tap>,
     /// Where history and replay commands go (a gateway's ingest).
     pub forward: Option<crate::http::forward::Forwarder>,
+    /// Crypto books mirrored from elsewhere (a gateway's ingest), served instead of
+    /// running venue connections.
+    pub venue_hub: Option<Arc<crate::venues::hub::VenueHub>>,
 }
 
 /// A dedicated thread running a single-threaded Tokio runtime for the feed and the engine.

@@ -33,6 +33,7 @@ pub mod health;
 pub mod hub;
 pub mod latency;
 pub mod metrics;
+pub mod mirror;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -277,6 +278,7 @@ pub fn build_hub(
         symbols,
         connections,
         health_json: ArcSwap::from_pointee(Bytes::from_static(b"[]")),
+        mirrored: std::sync::atomic::AtomicBool::new(false),
     });
     (hub, layout)
 }

@@ -55,6 +55,8 @@ pub struct GatewayStart {
     pub forward: mbo_api::http::forward::Forwarder,
     /// Give it the server's hub once built.
     pub link: GatewayLink,
+    /// The ingest's crypto venue books, mirrored (`None`: it runs no venues).
+    pub venue_hub: Option<Arc<mbo_api::venues::hub::VenueHub>>,
 }
 
 /// Shared between the follower, the status task and the server.
@@ -182,6 +184,20 @@ pub async fn start(
         link.clone(),
         shutdown.clone(),
     ));
+    let venue_hub = match &first.venues {
+        Some(layout) => {
+            let hub = layout
+                .build()
+                .map_err(|e| ClusterError::Protocol(e.to_string()))?;
+            tokio::spawn(crate::venue_relay::mirror(
+                client.clone(),
+                hub.clone(),
+                shutdown.clone(),
+            ));
+            Some(hub)
+        }
+        None => None,
+    };
     runtime.spawn(
         Follower {
             js,
@@ -197,6 +213,7 @@ pub async fn start(
         feed,
         forward: crate::http_forward::forwarder(client, metrics),
         link,
+        venue_hub,
     })
 }
 

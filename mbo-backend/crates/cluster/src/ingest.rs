@@ -171,6 +171,7 @@ impl Prepared {
     pub fn start(
         self,
         hub: Arc<Hub>,
+        venues: Option<Arc<mbo_api::venues::hub::VenueHub>>,
         router: Router,
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
@@ -201,7 +202,13 @@ impl Prepared {
                 }
             }
         });
-        tokio::spawn(publish_status(client, hub, shutdown));
+        let layout = venues
+            .as_deref()
+            .map(mbo_api::venues::mirror::MirrorLayout::of);
+        if let Some(v) = venues {
+            crate::venue_relay::publish(client.clone(), v, shutdown.clone());
+        }
+        tokio::spawn(publish_status(client, hub, layout, shutdown));
         let publisher = Publisher {
             js,
             replica: Market::new(),
@@ -623,7 +630,11 @@ async fn serve_round_requests(
 }
 
 /// The ingest's status now.
-pub fn status_message(hub: &Hub, ingest_id: &str) -> StatusMessage {
+pub fn status_message(
+    hub: &Hub,
+    ingest_id: &str,
+    venues: Option<&mbo_api::venues::mirror::MirrorLayout>,
+) -> StatusMessage {
     let health = hub.health();
     let status = mbo_api::http::control::status_json(hub, false);
     StatusMessage {
@@ -634,11 +645,17 @@ pub fn status_message(hub: &Hub, ingest_id: &str) -> StatusMessage {
         epoch: hub.epoch(),
         feed: wire::FeedStatus::new(&hub.feed.metadata, &hub.feed.description),
         replay: hub.replay.as_ref().map(|r| (&r.status()).into()),
+        venues: venues.cloned(),
     }
 }
 
 /// Publishes the status every [`STATUS_EVERY`] and at every replay change.
-async fn publish_status(client: Client, hub: Arc<Hub>, shutdown: CancellationToken) {
+async fn publish_status(
+    client: Client,
+    hub: Arc<Hub>,
+    venues: Option<mbo_api::venues::mirror::MirrorLayout>,
+    shutdown: CancellationToken,
+) {
     let ingest_id = format!("{:016x}", crate::unix_ns() ^ u64::from(std::process::id()));
     let mut changes = hub.control_changes.subscribe();
     let mut last_sent: Option<Instant> = None;
@@ -652,7 +669,7 @@ async fn publish_status(client: Client, hub: Arc<Hub>, shutdown: CancellationTok
             },
             () = tokio::time::sleep(due) => {},
         }
-        let msg = status_message(&hub, &ingest_id);
+        let msg = status_message(&hub, &ingest_id, venues.as_ref());
         match serde_json::to_vec(&msg) {
             Ok(body) => {
                 if let Err(e) = client.publish(wire::STATUS_SUBJECT, body.into()).await {

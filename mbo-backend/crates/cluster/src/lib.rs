@@ -22,6 +22,9 @@
 //! | `MBO_BOOKS` | `mbo.book.{instrument}` | as `MBO_RECORDS` | per book and batch, the levels each event changed and its trades (JSON, see [`book_changes`]) for L2 consumers; gateways do not need them |
 //! | `MBO_STATUS` | `mbo.status` | last, file | the ingest's status (JSON) every second and on every replay change |
 //!
+//! Crypto venue books go over core NATS (`mbo.venue.{symbol index}`, `mbo.venue.health`; see
+//! [`venue_relay`]): whole frames, so a gateway's mirror repairs itself.
+//!
 //! Request/reply (core NATS): `mbo.ctl.snapshot` publishes a round now and names it;
 //! `mbo.ctl.http` carries a gateway's forwarded HTTP request (history, replay commands) to
 //! the ingest's own router.
@@ -46,6 +49,8 @@
 //!   status, and the request/reply services.
 //! * [`gateway`]: the follower (a [`mbo_feed::Feed`] fed from NATS), health, forwarding.
 //! * [`http_forward`]: HTTP requests over NATS request/reply, both ends.
+//! * [`venue_relay`]: the crypto venue books, published by the ingest, mirrored by gateways
+//!   (core NATS, whole frames; see the module).
 //! * [`metrics`]: the `mbo_cluster_*` metrics.
 #![deny(missing_docs)]
 
@@ -54,6 +59,7 @@ pub mod gateway;
 pub mod http_forward;
 pub mod ingest;
 pub mod metrics;
+pub mod venue_relay;
 pub mod wire;
 
 use std::time::Duration;

@@ -264,6 +264,9 @@ pub struct StatusMessage {
     pub feed: FeedStatus,
     /// The replay (`None`: a source that cannot be controlled).
     pub replay: Option<ReplayStatusMessage>,
+    /// The crypto venues' layout (`None`: no venues).
+    #[serde(default)]
+    pub venues: Option<mbo_api::venues::mirror::MirrorLayout>,
 }
 
 /// The feed's metadata and description.

@@ -409,6 +409,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         epoch: prepared.as_ref().map_or(0, |p| p.epoch),
         tap: prepared.as_ref().map(|p| p.tap.clone()),
         forward: None,
+        venue_hub: None,
     };
     let app = Application::build_with(config, feed, description.clone(), ingest.handle(), hooks)
         .await
@@ -426,7 +427,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 "mbo: ingest: publishing to NATS JetStream from epoch {}",
                 prepared.epoch
             );
-            Some(prepared.start(app.state().hub.clone(), app.router(), cluster_stop.clone()))
+            Some(prepared.start(
+                app.state().hub.clone(),
+                app.state().venues.clone(),
+                app.router(),
+                cluster_stop.clone(),
+            ))
         }
         None => None,
     };
@@ -512,7 +518,7 @@ fn announce_ready(
 async fn serve_gateway(args: ServeArgs, url: &str) -> Result<()> {
     let started = std::time::Instant::now();
     if !args.venues.is_empty() {
-        bail!("--role gateway serves the ingest's MBO books: crypto venues (--venues) run in --role all");
+        bail!("--role gateway has no venue connections: give --venues to the ingest (its books are mirrored)");
     }
     if args.dbn.is_some() || args.live || args.resume {
         bail!("--role gateway has no feed of its own: give --dbn/--live/--resume to the ingest");
@@ -547,6 +553,7 @@ async fn serve_gateway(args: ServeArgs, url: &str) -> Result<()> {
     let description = start.description.clone();
     let hooks = mbo_api::Hooks {
         forward: Some(start.forward),
+        venue_hub: start.venue_hub,
         ..mbo_api::Hooks::default()
     };
     let app = Application::build_with(

@@ -608,6 +608,127 @@ async fn nats_and_ingest_restarts_are_survived() {
     assert_eq!(books[0], books[1], "after an ingest restart");
 }
 
+/// `mbo venue-sim ARGS`; returns the child and its WebSocket URL.
+fn venue_sim(args: &[&str]) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("mbo"))
+        .arg("venue-sim")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mbo venue-sim");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    (child, v["ws_url"].as_str().unwrap().to_owned())
+}
+
+/// A crypto book without what is the server's own.
+async fn venue_book(s: &Server, path: &str) -> (u16, Value) {
+    let (status, mut b) = s.get(path).await;
+    if let Some(o) = b.as_object_mut() {
+        o.remove("server_ts");
+    }
+    (status, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_mirror_the_ingests_crypto_venue_books() {
+    let file = mbo_testkit::crypto_data("kraken/python-kraken-sdk_orderbook-v2.json")
+        .display()
+        .to_string();
+    let (mut sim, ws) = venue_sim(&[
+        "--venue",
+        "kraken",
+        &file,
+        "--price-precision",
+        "1",
+        "--qty-precision",
+        "8",
+        "--rate",
+        "2000",
+    ]);
+    let nats = Nats::start();
+    let venue_url = format!("kraken={ws}");
+    let ing = ingest(
+        &nats,
+        &[
+            "--no-db",
+            "--venues",
+            "kraken",
+            "--symbols",
+            "BTC-USD",
+            "--venue-url",
+            &venue_url,
+        ],
+    );
+    ing.ready().await;
+    let gw = gateway(&nats);
+    gw.ready().await;
+    // The recording ends: both settle on its final book, frame for frame.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for path in ["/api/v1/book/BTC-USD?venue=kraken", "/api/v1/book/BTC-USD"] {
+        loop {
+            let (s0, b0) = venue_book(&ing, path).await;
+            let (s1, b1) = venue_book(&gw, path).await;
+            if (s0, s1) == (200, 200)
+                && b0 == b1
+                && b0["state"] == "live"
+                && b0["bids"].as_array().is_some_and(|b| b.len() == 10)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} differs:\ningest {b0}\ngateway {b1}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The instruments and the venues' health read the same.
+    let (_, i0) = ing.get("/api/v1/instruments").await;
+    let (_, i1) = gw.get("/api/v1/instruments").await;
+    let crypto = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["dataset"] == "crypto")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(crypto(&i0).len(), 2);
+    assert_eq!(crypto(&i0), crypto(&i1));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, v0) = ing.get("/api/v1/venues").await;
+        let (_, v1) = gw.get("/api/v1/venues").await;
+        if v0["venues"] == v1["venues"] {
+            assert_eq!(v1["venues"][0]["venue"], "kraken");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "venues health differs:\n{v0}\n{v1}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A gateway's crypto stream starts with the same snapshot.
+    let mut sse = Sse::open(&gw.url("/api/v1/stream/venues?symbol=BTC-USD"), None).await;
+    assert_eq!(sse.status, 200);
+    let snap = sse
+        .next_named("snapshot", Duration::from_secs(5))
+        .await
+        .expect("a snapshot")
+        .json();
+    assert_eq!(snap["symbol"], "BTC-USD", "{snap}");
+    assert_eq!(snap["state"], "live", "{snap}");
+    let _ = sim.kill();
+    let _ = sim.wait();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_all_needs_no_nats_and_other_roles_need_a_url() {
     // An unreachable NATS URL is ignored by --role all: nothing contacts it.

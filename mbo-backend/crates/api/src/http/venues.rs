@@ -154,7 +154,9 @@ fn venues_json(hub: Option<&VenueHub>, fresh: bool) -> Bytes {
     out.extend_from_slice(&serde_json::to_vec(&symbols).unwrap_or_else(|_| b"[]".to_vec()));
     out.extend_from_slice(b",\"venues\":");
     match hub {
-        Some(h) if fresh => out.extend_from_slice(&crate::venues::health::health_json(h)),
+        Some(h) if fresh && !h.mirrored.load(std::sync::atomic::Ordering::Relaxed) => {
+            out.extend_from_slice(&crate::venues::health::health_json(h));
+        }
         Some(h) => out.extend_from_slice(&h.health_json.load()),
         None => out.extend_from_slice(b"[]"),
     }

@@ -100,6 +100,9 @@ pub struct VenueHub {
     /// The health of every connection as JSON (the `venues` array of `GET /api/v1/venues`),
     /// refreshed once a second by the sampler.
     pub health_json: ArcSwap<Bytes>,
+    /// A mirror of another server's hub (a gateway's): its health is that server's
+    /// `health_json`, never recomputed from the (empty) local connections.
+    pub mirrored: std::sync::atomic::AtomicBool,
 }
 
 impl VenueHub {
