@@ -324,13 +324,23 @@ pub fn apply_update(hub: &VenueHub, data: &[u8]) -> Result<(), MirrorError> {
     if !r.data.is_empty() {
         return Err(MirrorError("trailing bytes"));
     }
-    for (bi, f) in &batch.frames {
-        if let Some(book) = entry.books.get(*bi) {
-            book.frame.store(f.clone());
-        }
+    // The once-a-second full state repeats frames the mirror already has: only new frames
+    // are stored and passed to the streams (a restarted ingest's frames differ by their
+    // publication time even where their sequence starts again).
+    batch.frames.retain(|(bi, f)| {
+        entry.books.get(*bi).is_some_and(|book| {
+            let current = book.frame.load();
+            let new = current.seq != f.seq || current.server_ts != f.server_ts;
+            if new {
+                book.frame.store(f.clone());
+            }
+            new
+        })
+    });
+    if !batch.frames.is_empty() || !batch.trades.is_empty() {
+        // No stream listening is fine.
+        let _ = entry.updates.send(Arc::new(batch));
     }
-    // No stream listening is fine.
-    let _ = entry.updates.send(Arc::new(batch));
     Ok(())
 }
 
@@ -461,6 +471,22 @@ mod tests {
         let mut other = buf.clone();
         other[0] = 9;
         assert!(apply_update(&mirror, &other).is_err());
+        // The same frame again (a full state's repeat) is not passed on twice.
+        let mut repeat = Vec::new();
+        encode_update(
+            1,
+            &VenueUpdateBatch {
+                frames: batch.frames.clone(),
+                trades: Vec::new(),
+            },
+            &source,
+            &mut repeat,
+        );
+        apply_update(&mirror, &repeat).unwrap();
+        assert!(
+            rx.try_recv().is_err(),
+            "a repeated frame was broadcast again"
+        );
         // A full state carries every book of the symbol.
         encode_full(1, &mirror, &mut buf);
         let again = layout().build().unwrap();
