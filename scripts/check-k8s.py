@@ -61,6 +61,16 @@ def check_container_security(c: dict, err, prefix: str = "") -> None:
         err(f"{prefix}container {name}: capabilities must drop ALL")
 
 
+def check_ingress_sse(ing: dict, err) -> None:
+    """An Ingress in front of SSE streams: no proxy buffering, hour-long timeouts."""
+    a = ing["metadata"].get("annotations", {})
+    if a.get("nginx.ingress.kubernetes.io/proxy-buffering") != "off":
+        err("Ingress must turn proxy buffering off (SSE)")
+    for t in ("proxy-read-timeout", "proxy-send-timeout"):
+        if int(a.get(f"nginx.ingress.kubernetes.io/{t}", "0")) < 3600:
+            err(f"Ingress {t} must be at least 3600 s (long-lived SSE streams)")
+
+
 def main() -> int:
     if sys.argv[1] == "--scale":
         return check_scale(sys.argv[2], sys.argv[3])
@@ -172,12 +182,7 @@ def main() -> int:
 
     ing = one("Ingress")
     if ing:
-        a = ing["metadata"].get("annotations", {})
-        if a.get("nginx.ingress.kubernetes.io/proxy-buffering") != "off":
-            err("Ingress must turn proxy buffering off (SSE)")
-        for t in ("proxy-read-timeout", "proxy-send-timeout"):
-            if int(a.get(f"nginx.ingress.kubernetes.io/{t}", "0")) < 3600:
-                err(f"Ingress {t} must be at least 3600 s (long-lived SSE streams)")
+        check_ingress_sse(ing, err)
         for rule in ing["spec"].get("rules", []):
             for p in rule.get("http", {}).get("paths", []):
                 backend = p["backend"]["service"]
@@ -444,12 +449,7 @@ def check_scale(name: str, path: str) -> int:
         err(f"expected exactly one Ingress, found {len(ings)}")
     gw_services = {s["metadata"]["name"] for s in services_for(gateway)}
     for ing in ings:
-        a = ing["metadata"].get("annotations", {})
-        if a.get("nginx.ingress.kubernetes.io/proxy-buffering") != "off":
-            err("Ingress must turn proxy buffering off (SSE)")
-        for t in ("proxy-read-timeout", "proxy-send-timeout"):
-            if int(a.get(f"nginx.ingress.kubernetes.io/{t}", "0")) < 3600:
-                err(f"Ingress {t} must be at least 3600 s (long-lived SSE streams)")
+        check_ingress_sse(ing, err)
         for rule in ing["spec"].get("rules", []):
             for p in rule.get("http", {}).get("paths", []):
                 if p["backend"]["service"]["name"] not in gw_services:

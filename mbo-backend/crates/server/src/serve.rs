@@ -370,18 +370,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .as_ref()
         .map(|p| (p.config.path.clone(), p.config.session));
     let config = ServerConfig {
-        bind: args.bind,
-        max_streams: args.max_streams,
-        control_token: args
-            .control_token
-            .as_deref()
-            .filter(|t| !t.trim().is_empty())
-            .map(Secret::new),
-        static_dir: Some(args.static_dir.clone()),
-        shutdown_timeout: args.shutdown_timeout,
         storage: plan.as_ref().map(|p| p.config.clone()),
         venues: venue_config(&args),
-        ..ServerConfig::default()
+        ..http_config(&args)
     };
     let cluster_metrics = mbo_cluster::metrics::ClusterMetrics::new().context("cluster metrics")?;
     let prepared = match &nats {
@@ -482,6 +473,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The HTTP settings every role shares (no storage, no venues).
+fn http_config(args: &ServeArgs) -> ServerConfig {
+    ServerConfig {
+        bind: args.bind,
+        max_streams: args.max_streams,
+        control_token: args
+            .control_token
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(Secret::new),
+        static_dir: Some(args.static_dir.clone()),
+        shutdown_timeout: args.shutdown_timeout,
+        ..ServerConfig::default()
+    }
+}
+
 /// Prints the ready line once the hub is ready (or why it failed).
 fn announce_ready(
     hub: std::sync::Arc<mbo_api::hub::Hub>,
@@ -537,18 +544,8 @@ async fn serve_gateway(args: ServeArgs, url: &str) -> Result<()> {
             return Ok(());
         }
     };
-    let config = ServerConfig {
-        bind: args.bind,
-        max_streams: args.max_streams,
-        control_token: args
-            .control_token
-            .as_deref()
-            .filter(|t| !t.trim().is_empty())
-            .map(Secret::new),
-        static_dir: Some(args.static_dir.clone()),
-        shutdown_timeout: args.shutdown_timeout,
-        ..ServerConfig::default()
-    };
+    // No storage and no venue connections of its own.
+    let config = http_config(&args);
     // The ingest's description: every replica answers alike.
     let description = start.description.clone();
     let hooks = mbo_api::Hooks {

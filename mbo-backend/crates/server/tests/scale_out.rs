@@ -23,7 +23,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{http, Server, Sse};
+use harness::{http, venue_sim, Server, Sse};
 use mbo_testkit::mbo_data;
 use serde_json::Value;
 
@@ -606,24 +606,6 @@ async fn nats_and_ingest_restarts_are_survived() {
     ing2.wait_state("paused", Duration::from_secs(5)).await;
     let books = settled_books(&[&ing2, &g1]).await;
     assert_eq!(books[0], books[1], "after an ingest restart");
-}
-
-/// `mbo venue-sim ARGS`; returns the child and its WebSocket URL.
-fn venue_sim(args: &[&str]) -> (Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("mbo"))
-        .arg("venue-sim")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mbo venue-sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap();
-    (child, v["ws_url"].as_str().unwrap().to_owned())
 }
 
 /// A crypto book without what is the server's own.

@@ -9,11 +9,10 @@
 #[path = "serve/harness.rs"]
 mod harness;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use harness::{Server, Sse};
+use harness::{venue_sim, Server, Sse};
 use mbo_testkit::{crypto_data, mbo_data};
 use mbo_venues::{Precision, Side, VenueKind, VenueOptions};
 use serde_json::Value;
@@ -22,24 +21,6 @@ use serde_json::Value;
 type Levels = Vec<(i64, String)>;
 
 const KRAKEN: &str = "kraken/python-kraken-sdk_orderbook-v2.json";
-
-/// `mbo venue-sim ARGS`; returns the child and its WebSocket URL.
-fn venue_sim(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("mbo"))
-        .arg("venue-sim")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mbo venue-sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("venue-sim printed {line:?}: {e}"));
-    (child, v["ws_url"].as_str().unwrap().to_owned())
-}
 
 /// The recording's final Kraken book, replayed without any network: `(price, size)` per
 /// level, sizes as exact decimal strings.

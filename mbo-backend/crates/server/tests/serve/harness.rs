@@ -9,6 +9,24 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::Value;
 
+/// `mbo venue-sim ARGS`; returns the child and its WebSocket URL (from its first line).
+pub fn venue_sim(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("mbo"))
+        .arg("venue-sim")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mbo venue-sim");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("venue-sim printed {line:?}: {e}"));
+    (child, v["ws_url"].as_str().unwrap().to_owned())
+}
+
 /// An HTTP client. reqwest is built with rustls but no crypto provider chosen (the
 /// workspace picks `ring`); plain HTTP still needs one installed.
 pub fn http() -> reqwest::Client {
