@@ -34,6 +34,7 @@ pub mod hub;
 pub mod latency;
 pub mod metrics;
 pub mod mirror;
+pub mod top;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

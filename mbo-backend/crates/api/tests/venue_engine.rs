@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use mbo_api::venues::build_hub;
 use mbo_api::venues::engine::{Layout, VenueEngine};
-use mbo_api::venues::frame::{BookState, VenueFrame};
+use mbo_api::venues::frame::{BookState, VenueFrame, VENUE_FRAME_DEPTH};
 use mbo_api::venues::hub::{ConnectionEntry, VenueHub};
 use mbo_api::venues::latency::LatencyRing;
 use mbo_api::venues::metrics::VenueMetrics;
@@ -131,9 +131,10 @@ fn coinbase() -> (Box<dyn Venue + Send>, String) {
 fn assert_same_levels(frame: &VenueFrame, venue: &dyn Venue, symbol: &str) {
     let book = &venue.books().get(symbol).unwrap().book;
     for (side, levels) in [(Side::Bid, &frame.bids), (Side::Ask, &frame.asks)] {
+        // Exactly the best `VENUE_FRAME_DEPTH` levels (or the whole side).
         let want: Vec<(i64, u128)> = book
             .levels(side)
-            .take(levels.len().max(1))
+            .take(VENUE_FRAME_DEPTH)
             .map(|l| (l.price, l.level.qty.0))
             .collect();
         let got: Vec<(i64, u128)> = levels.iter().map(|l| (l.price, l.size.0)).collect();
@@ -186,6 +187,35 @@ fn engine_books_equal_the_venue_books_after_every_message() {
         batches += 1;
     }
     assert!(batches >= 500, "{batches}");
+}
+
+/// A deep book (Bybit's 500 levels a side, deltas of up to 355 levels) keeps the frame's
+/// window of the best 100 levels exact through inserts, removals and refills from beyond it.
+#[test]
+fn deep_book_frames_hold_exactly_the_best_levels_after_every_message() {
+    let mut r = rig(&[(VenueKind::Bybit, "XRPUSDT")]);
+    let text = std::fs::read_to_string(mbo_testkit::crypto_data(
+        "bybit/nautilus_2024-12-01_XRPUSDT_ob500.data",
+    ))
+    .unwrap();
+    let mut venue = VenueKind::Bybit.create(&VenueOptions {
+        symbols: vec!["XRPUSDT".into()],
+        ..VenueOptions::default()
+    });
+    let frames = read_frames(&text).unwrap();
+    let mut live = 0;
+    for f in &frames {
+        r.frame(VenueKind::Bybit, venue.as_mut(), f.text, 0);
+        let b = r.frame_of("bybit");
+        if b.state == BookState::Live {
+            assert_same_levels(&b, venue.as_ref(), "XRPUSDT");
+            live += 1;
+        }
+    }
+    assert!(live >= 49, "{live}");
+    let b = r.frame_of("bybit");
+    assert_eq!((b.bids.len(), b.asks.len()), (100, 100));
+    assert!(b.bid_levels > 100 && b.ask_levels > 100);
 }
 
 #[test]

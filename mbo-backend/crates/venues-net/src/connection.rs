@@ -73,6 +73,15 @@ pub enum Delivery {
     Closed,
 }
 
+/// What [`EventSink::deliver_frame`] did with a frame's events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameDelivery {
+    /// Events dropped for lack of room.
+    pub dropped: u64,
+    /// The consumer is gone: nothing more is delivered.
+    pub closed: bool,
+}
+
 /// Where a connection's events go. Called on the connection task, after each frame is
 /// parsed: an implementation must never wait (the socket reader would wait with it).
 ///
@@ -86,6 +95,31 @@ pub trait EventSink: Send {
     /// Every event of one frame (or REST snapshot, or reconnect) was delivered: a
     /// consumer that publishes per frame does it here.
     fn frame_done(&mut self) {}
+
+    /// Every event of one frame, in order (drained from `updates`), then the frame's end.
+    /// `lagged` counts the events dropped since the last one taken; each update delivered
+    /// carries it. The default is one [`EventSink::deliver`] per event, then
+    /// [`EventSink::frame_done`]; a consumer that applies in place overrides it to take its
+    /// lock once per frame rather than once per level (a Bybit delta carries hundreds).
+    fn deliver_frame(&mut self, updates: &mut Vec<VenueUpdate>, lagged: &mut u64) -> FrameDelivery {
+        let mut out = FrameDelivery::default();
+        for mut update in updates.drain(..) {
+            update.lagged = *lagged;
+            match self.deliver(update) {
+                Delivery::Taken => *lagged = 0,
+                Delivery::Full => {
+                    *lagged += 1;
+                    out.dropped += 1;
+                }
+                Delivery::Closed => {
+                    out.closed = true;
+                    return out;
+                }
+            }
+        }
+        self.frame_done();
+        out
+    }
 }
 
 impl EventSink for mpsc::Sender<VenueUpdate> {
@@ -234,6 +268,8 @@ pub struct Connection {
     symbols: Vec<Arc<str>>,
     http: Option<reqwest::Client>,
     events: Vec<Event>,
+    /// The current frame's events on their way to the sink (reused: no allocation per frame).
+    pending: Vec<VenueUpdate>,
     req_id: u64,
 }
 
@@ -294,6 +330,7 @@ impl Connection {
                 symbols: Vec::new(),
                 http,
                 events: Vec::with_capacity(256),
+                pending: Vec::with_capacity(256),
                 req_id: 100,
             },
             rx,
@@ -651,15 +688,15 @@ impl Connection {
                 }
                 _ => {}
             }
-            self.deliver(VenueUpdate {
+            self.pending.push(VenueUpdate {
                 venue: self.cfg.venue,
                 symbol,
                 recv_ns,
-                lagged: self.lagged,
+                lagged: 0,
                 event,
             });
         }
-        self.frame_done();
+        self.flush_frame();
         events.clear();
         self.events = events;
     }
@@ -670,15 +707,15 @@ impl Connection {
         let books = self.venue.books().all().len();
         for book in 0..books {
             let symbol = self.symbol(book);
-            self.deliver(VenueUpdate {
+            self.pending.push(VenueUpdate {
                 venue: self.cfg.venue,
                 symbol,
                 recv_ns: now_ns(),
-                lagged: self.lagged,
+                lagged: 0,
                 event: Event::Reset { book },
             });
         }
-        self.frame_done();
+        self.flush_frame();
     }
 
     /// Gets a fresh snapshot of `symbol`: a REST snapshot (after `delay`) or a
@@ -713,21 +750,19 @@ impl Connection {
         });
     }
 
-    fn deliver(&mut self, update: VenueUpdate) {
-        let Some(sink) = &mut self.sink else { return };
-        match sink.deliver(update) {
-            Delivery::Taken => self.lagged = 0,
-            Delivery::Full => {
-                self.lagged += 1;
-                self.health.send_modify(|h| h.events_dropped += 1);
-            }
-            Delivery::Closed => self.sink = None,
+    /// Hands the frame's events (in `pending`) to the sink, which publishes at its end.
+    fn flush_frame(&mut self) {
+        let Some(sink) = &mut self.sink else {
+            self.pending.clear();
+            return;
+        };
+        let out = sink.deliver_frame(&mut self.pending, &mut self.lagged);
+        self.pending.clear();
+        if out.dropped > 0 {
+            self.health.send_modify(|h| h.events_dropped += out.dropped);
         }
-    }
-
-    fn frame_done(&mut self) {
-        if let Some(sink) = &mut self.sink {
-            sink.frame_done();
+        if out.closed {
+            self.sink = None;
         }
     }
 }

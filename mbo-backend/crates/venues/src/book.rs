@@ -138,6 +138,21 @@ impl L2Book {
         }
     }
 
+    /// The best level strictly worse than `price` on `side` (bids: the highest below it;
+    /// asks: the lowest above it), without walking the levels in between.
+    #[must_use]
+    pub fn next_worse(&self, side: Side, price: i64) -> Option<LevelView> {
+        let view = |(&price, &level): (&i64, &Level)| LevelView { price, level };
+        match side {
+            Side::Bid => self.bids.range(..price).next_back().map(view),
+            Side::Ask => self
+                .asks
+                .range((std::ops::Bound::Excluded(price), std::ops::Bound::Unbounded))
+                .next()
+                .map(view),
+        }
+    }
+
     /// Levels of a side from the best outwards.
     pub fn levels(&self, side: Side) -> Box<dyn Iterator<Item = LevelView> + '_> {
         let view = |(&price, &level): (&i64, &Level)| LevelView { price, level };
@@ -190,6 +205,23 @@ mod tests {
             price_decimals: 1,
             qty_decimals: 0,
         }
+    }
+
+    #[test]
+    fn next_worse_skips_to_the_neighbour_outwards() {
+        let mut b = L2Book::new();
+        for p in [10, 20, 30] {
+            b.set(Side::Bid, p, lv(1));
+            b.set(Side::Ask, 100 + p, lv(1));
+        }
+        let next = |side, p| b.next_worse(side, p).map(|l| l.price);
+        assert_eq!(next(Side::Bid, 30), Some(20));
+        assert_eq!(next(Side::Bid, 25), Some(20));
+        assert_eq!(next(Side::Bid, 10), None);
+        assert_eq!(next(Side::Ask, 110), Some(120));
+        assert_eq!(next(Side::Ask, 125), Some(130));
+        assert_eq!(next(Side::Ask, 130), None);
+        assert_eq!(next(Side::Ask, 0), Some(110));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mbo_venues::{Aggressor, ConsolidatedBook, Event, L2Book, Level, Qty, Side, VenueKind};
-use mbo_venues_net::{Delivery, EventSink, VenueUpdate};
+use mbo_venues_net::{Delivery, EventSink, FrameDelivery, VenueUpdate};
 use prometheus::{IntCounter, IntGauge};
 use tokio::sync::mpsc;
 
@@ -32,6 +32,7 @@ use crate::venues::frame::{
 };
 use crate::venues::hub::{VenueHub, VenueUpdateBatch};
 use crate::venues::metrics::VenueMetrics;
+use crate::venues::top::TopLevels;
 
 /// The engine shared by the connection tasks of the venue thread, as their
 /// [`EventSink`]: each connection applies its events in place and publishes at the end of
@@ -58,6 +59,26 @@ impl EventSink for InlineEngine {
             engine.publish();
         }
     }
+
+    /// The whole frame under one lock (not one per level), then the publish.
+    fn deliver_frame(&mut self, updates: &mut Vec<VenueUpdate>, lagged: &mut u64) -> FrameDelivery {
+        let Ok(mut engine) = self.0.lock() else {
+            updates.clear();
+            return FrameDelivery {
+                dropped: 0,
+                closed: true,
+            };
+        };
+        for update in updates.iter_mut() {
+            // Nothing is ever dropped here: every update is applied.
+            update.lagged = *lagged;
+            engine.apply(update);
+            *lagged = 0;
+        }
+        updates.clear();
+        engine.publish();
+        FrameDelivery::default()
+    }
 }
 
 /// Unix time, ns.
@@ -77,6 +98,9 @@ struct Slot {
     conn: usize,
     native: Arc<str>,
     book: L2Book,
+    /// The best levels of each side, kept in step with `book` ([`TopLevels`]: a frame copies
+    /// them instead of walking the book).
+    top: [TopLevels; 2],
     state: BookState,
     /// Kraken: levels kept per side.
     truncate: Option<usize>,
@@ -93,6 +117,20 @@ struct Slot {
     resyncs: IntCounter,
     trades: IntCounter,
     live: IntGauge,
+}
+
+impl Slot {
+    /// Sets a level of the engine's copy (zero removes) and keeps the frame window in step.
+    fn set(&mut self, side: Side, price: i64, qty: Qty) {
+        let level = Level {
+            qty,
+            price_decimals: 0,
+            qty_decimals: 0,
+        };
+        self.book.set(side, price, level);
+        let bit = 1u8 << self.venue_idx;
+        self.top[usize::from(side == Side::Ask)].apply(&self.book, price, qty, bit);
+    }
 }
 
 /// A change of the consolidated book, applied after the venue books are published.
@@ -132,6 +170,10 @@ pub struct VenueEngine {
     /// Per connection: where to ask for fresh snapshots after lost events.
     resync: Vec<Option<mpsc::Sender<Arc<str>>>>,
     unknown_books: u64,
+    /// The last (connection, venue symbol, slot) looked up: a connection hands the same
+    /// `Arc` for every event of a book, so a pointer compare skips hashing the symbol for
+    /// each level of a message.
+    last_lookup: Option<(usize, Arc<str>, usize)>,
 }
 
 impl std::fmt::Debug for VenueEngine {
@@ -193,6 +235,7 @@ impl VenueEngine {
                 conn: *conn,
                 native: native.clone(),
                 book: L2Book::new(),
+                top: [TopLevels::new(Side::Bid), TopLevels::new(Side::Ask)],
                 state: BookState::Syncing,
                 truncate: truncate.get(*conn).copied().flatten(),
                 dirty: false,
@@ -218,6 +261,7 @@ impl VenueEngine {
             lookup,
             resync: Vec::new(),
             unknown_books: 0,
+            last_lookup: None,
         }
     }
 
@@ -252,8 +296,18 @@ impl VenueEngine {
                 }
             }
         }
-        let slot = match self.lookup[conn].1.get(&*u.symbol) {
-            Some(&s) => s,
+        let cached = self
+            .last_lookup
+            .as_ref()
+            .filter(|(c, sym, _)| *c == conn && Arc::ptr_eq(sym, &u.symbol))
+            .map(|&(_, _, s)| s);
+        let slot = match cached.or_else(|| self.lookup[conn].1.get(&*u.symbol).copied()) {
+            Some(s) => {
+                if cached.is_none() {
+                    self.last_lookup = Some((conn, u.symbol.clone(), s));
+                }
+                s
+            }
             None => {
                 // An event about no book (or a book not configured): nothing to show.
                 if !u.symbol.is_empty() {
@@ -266,6 +320,8 @@ impl VenueEngine {
             Event::Snapshot { .. } => {
                 let s = &mut self.slots[slot];
                 s.book.clear();
+                // Its levels follow; the windows are rebuilt once, when it is published.
+                s.top.iter_mut().for_each(TopLevels::invalidate);
                 s.snapshot = true;
                 self.symbols[s.symbol].ops.push(ConsOp::Clear(s.venue_idx));
                 self.set_state(slot, BookState::Syncing, u.recv_ns);
@@ -277,15 +333,7 @@ impl VenueEngine {
                 if s.state == BookState::Stale {
                     return;
                 }
-                s.book.set(
-                    side,
-                    price,
-                    Level {
-                        qty,
-                        price_decimals: 0,
-                        qty_decimals: 0,
-                    },
-                );
+                s.set(side, price, qty);
                 self.symbols[s.symbol]
                     .ops
                     .push(ConsOp::Set(s.venue_idx, side, price, qty));
@@ -312,7 +360,9 @@ impl VenueEngine {
                 self.set_state(slot, BookState::Stale, u.recv_ns);
             }
             Event::Reset { .. } => {
-                self.slots[slot].book.clear();
+                let s = &mut self.slots[slot];
+                s.book.clear();
+                s.top.iter_mut().for_each(TopLevels::clear);
                 self.set_state(slot, BookState::Syncing, u.recv_ns);
             }
             Event::Trade(t) => self.trade(slot, conn, &t, u.recv_ns),
@@ -359,15 +409,7 @@ impl VenueEngine {
             }
             let extra: Vec<i64> = s.book.levels(side).skip(depth).map(|l| l.price).collect();
             for price in extra {
-                s.book.set(
-                    side,
-                    price,
-                    Level {
-                        qty: Qty(0),
-                        price_decimals: 0,
-                        qty_decimals: 0,
-                    },
-                );
+                s.set(side, price, Qty(0));
                 self.symbols[s.symbol]
                     .ops
                     .push(ConsOp::Set(s.venue_idx, side, price, Qty(0)));
@@ -476,16 +518,12 @@ impl VenueEngine {
         let entry = &self.hub.symbols[s.symbol].books[s.book_pos];
         let sym = &self.symbols[s.symbol];
         let bit = 1u8 << s.venue_idx;
-        let level = |l: mbo_venues::LevelView| VenueLevel {
-            price: l.price,
-            size: l.level.qty,
-            mask: bit,
-            first: 0,
-        };
-        let mut bids = Vec::with_capacity(s.book.len(Side::Bid).min(VENUE_FRAME_DEPTH));
-        bids.extend(s.book.levels(Side::Bid).take(VENUE_FRAME_DEPTH).map(level));
-        let mut asks = Vec::with_capacity(s.book.len(Side::Ask).min(VENUE_FRAME_DEPTH));
-        asks.extend(s.book.levels(Side::Ask).take(VENUE_FRAME_DEPTH).map(level));
+        let (mut bids, mut asks) = (Vec::new(), Vec::new());
+        for (top, out) in s.top.iter_mut().zip([&mut bids, &mut asks]) {
+            top.refresh(&s.book, bit);
+            debug_assert!(top.matches(&s.book), "venue frame window out of step");
+            top.copy_best_first(out);
+        }
         let mut f = VenueFrame::empty(
             self.hub.symbols[s.symbol].symbol.clone(),
             entry.venue,
