@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mbo_venues::fixtures::read_frames;
+use mbo_venues::fixtures::{read_cryptofeed_http, read_frames};
 use mbo_venues::{Precision, VenueKind, VenueOptions};
 
 /// CPU time of this thread's process so far (Linux), nanoseconds.
@@ -38,6 +38,16 @@ fn compact(s: &str) -> String {
     out
 }
 
+/// A case: name, venue, frames, REST snapshots `(symbol, body)` loaded before each replay,
+/// options.
+type Run = (
+    String,
+    VenueKind,
+    Vec<String>,
+    Vec<(String, String)>,
+    VenueOptions,
+);
+
 fn main() {
     let secs: f64 = std::env::args()
         .nth(1)
@@ -50,6 +60,28 @@ fn main() {
         precision: Some(Precision { price: 1, qty: 8 }),
         ..VenueOptions::default()
     };
+    // Binance books need their REST snapshots: each replay loads them first (timed apart
+    // and not counted), so diffs before a snapshot are dropped and the rest applied live.
+    let binance = [
+        (
+            "binance spot depth",
+            VenueKind::Binance,
+            "binance/cryptofeed_BINANCE.ws.1.0",
+            "binance/cryptofeed_BINANCE.http.0.0",
+        ),
+        (
+            "binance us depth",
+            VenueKind::Binance,
+            "binance/cryptofeed_BINANCE_US.ws.1.0",
+            "binance/cryptofeed_BINANCE_US.http.0.0",
+        ),
+        (
+            "binance futures depth",
+            VenueKind::BinanceFutures,
+            "binance/cryptofeed_BINANCE_FUTURES.ws.1.0",
+            "binance/cryptofeed_BINANCE_FUTURES.http.0.0",
+        ),
+    ];
     let cases = [
         (
             "coinbase legacy level2",
@@ -82,38 +114,73 @@ fn main() {
             VenueOptions::default(),
         ),
     ];
-    let mut runs: Vec<(String, VenueKind, Vec<String>, VenueOptions)> = Vec::new();
-    for (name, kind, file, opts) in cases {
+    let read = |file: &str| {
         let path = dir.join(file);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (set MBO_CRYPTO_DATA)", path.display()));
-        let frames: Vec<String> = read_frames(&text)
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (set MBO_CRYPTO_DATA)", path.display()))
+    };
+    let frames_of = |text: &str| -> Vec<String> {
+        read_frames(text)
             .unwrap()
             .iter()
             .map(|f| f.text.to_owned())
+            .collect()
+    };
+    let mut runs: Vec<Run> = Vec::new();
+    for (name, kind, file, http) in binance {
+        let snaps = read_cryptofeed_http(&read(http))
+            .unwrap()
+            .iter()
+            .map(|s| (s.symbol.clone(), s.body.to_owned()))
             .collect();
+        let frames = frames_of(&read(file));
+        runs.push((
+            name.to_owned(),
+            kind,
+            frames,
+            snaps,
+            VenueOptions::default(),
+        ));
+    }
+    for (name, kind, file, opts) in cases {
+        let frames = frames_of(&read(file));
         if kind == VenueKind::Kraken {
             // The SDK file is pretty-printed; live frames are compact.
             let compact = frames.iter().map(|f| compact(f)).collect();
-            runs.push((format!("{name} (compact)"), kind, compact, opts.clone()));
+            runs.push((
+                format!("{name} (compact)"),
+                kind,
+                compact,
+                Vec::new(),
+                opts.clone(),
+            ));
         }
-        runs.push((name.to_owned(), kind, frames, opts));
+        runs.push((name.to_owned(), kind, frames, Vec::new(), opts));
     }
     // Optional second argument: only cases whose name contains it.
     let only = std::env::args().nth(2).unwrap_or_default();
-    for (name, kind, frames, opts) in runs.into_iter().filter(|r| r.0.contains(&only)) {
+    for (name, kind, frames, snaps, opts) in runs.into_iter().filter(|r| r.0.contains(&only)) {
         let mut out = Vec::with_capacity(4096);
         let (wall, cpu0) = (Instant::now(), cpu_ns());
         let mut n = 0u64;
+        let mut excluded = 0u64;
         while wall.elapsed() < Duration::from_secs_f64(secs) {
             let mut v = kind.create(&opts);
+            if !snaps.is_empty() {
+                let t = cpu_ns();
+                for (symbol, body) in &snaps {
+                    v.on_rest_snapshot(symbol, body, &mut out);
+                    out.clear();
+                }
+                excluded += cpu_ns() - t;
+            }
             for f in &frames {
                 v.on_frame(std::hint::black_box(f), &mut out);
                 out.clear();
             }
             n += frames.len() as u64;
         }
-        let cpu = (cpu_ns() - cpu0) as f64 / 1e9;
+        let cpu = (cpu_ns() - cpu0 - excluded) as f64 / 1e9;
         println!(
             "{name:<32} {:>6} frames/replay {:>10} frames  {:>5.2} M frames/s per core (CPU time)  {:>5.0} ns/frame",
             frames.len(),

@@ -14,15 +14,116 @@
 //!   only ordering (no update before its snapshot) is enforced.
 //! * Trades: Advanced Trade `side` is taken as the aggressor side; legacy `match` `side` is the
 //!   maker's, so the aggressor is the opposite.
+//!
+//! ## Fast path (legacy book frames)
+//!
+//! `serde_json` walked every key generically and built a `Vec` of changes per frame.
+//! Legacy book frames, nearly all of the legacy feed's traffic, first go through the
+//! crate's allocation-free scanner (`crate::scan`, the same one as Kraken's), which converts
+//! each level with the same `wire::level` into a reused buffer:
+//!
+//! * `{"type":"l2update","product_id":..,"changes":[["buy"|"sell","price","size"],..],
+//!   "time":".."}`;
+//! * `{"type":"snapshot","product_id":..,"bids":[["price","size"],..],"asks":[..]}`;
+//!
+//! keys in any order (`time` optional), JSON whitespace anywhere, every element a plain
+//! string. Anything else is parsed by `serde_json` exactly as before: Advanced Trade frames
+//! (they carry `channel`), trades, tickers and control frames, unknown, repeated or `null`
+//! keys, strings with escapes, and anything malformed. Both paths share the apply code
+//! (`apply`) and convert bids before asks (snapshots) or changes in frame order, so events
+//! come out in the same order; tests feed every recorded frame and many mutated ones to both
+//! and require identical events, books and counters.
+
+use std::ops::Range;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::book::{Level, Side};
 use crate::event::{Aggressor, Event, ResyncReason, Trade};
+use crate::scan::{Cur, LevelScan};
 use crate::state::{Books, SyncState, VenueCounters};
 use crate::venue::Venue;
 use crate::wire::{self, Pair, Triple};
+
+#[cfg(test)]
+mod fast_tests;
+
+/// A legacy book frame the fast scanner took (its levels are in the [`LevelScan`]).
+struct Scanned<'a> {
+    snapshot: bool,
+    product: &'a str,
+}
+
+/// Scans a legacy `l2update` or `snapshot` frame (see the module doc) into `levels`; `None`
+/// when the frame is anything else or outside the scanner's subset (the caller then parses
+/// it with `serde_json`).
+fn scan_legacy<'a>(frame: &'a str, levels: &mut LevelScan) -> Option<Scanned<'a>> {
+    levels.clear();
+    let mut c = Cur::new(frame);
+    let (mut kind, mut product, mut time) = (None, None, false);
+    let (mut changes, mut bids, mut asks): (bool, Option<Range<usize>>, Option<Range<usize>>) =
+        (false, None, None);
+    c.object(|c, key| {
+        match key {
+            "type" if kind.is_none() => kind = Some(c.string()?),
+            "product_id" if product.is_none() => product = Some(c.string()?),
+            // `Msg` borrows it as a string (never parsed for book frames).
+            "time" if !time => {
+                time = true;
+                c.string()?;
+            }
+            "changes" if !changes => {
+                changes = true;
+                c.array(|c| change(c, levels))?;
+            }
+            "bids" if bids.is_none() => bids = Some(c.pairs(Side::Bid, levels)?),
+            "asks" if asks.is_none() => asks = Some(c.pairs(Side::Ask, levels)?),
+            _ => return None,
+        }
+        Some(())
+    })?;
+    if !c.at_end() {
+        return None;
+    }
+    // Only the keys `serde_json`'s path reads for the frame's type.
+    let snapshot = match kind? {
+        "l2update" if changes && bids.is_none() && asks.is_none() => false,
+        "snapshot" if !changes => true,
+        _ => return None,
+    };
+    if let (Some(b), Some(a)) = (&bids, &asks) {
+        levels.bids_first(b, a);
+    }
+    Some(Scanned {
+        snapshot,
+        product: product?,
+    })
+}
+
+/// `["buy"|"sell","price","size"]` (further elements plain strings, as `Triple` ignores
+/// them) converted into `levels`; any other side makes the frame bad, as in `on_legacy`.
+fn change(c: &mut Cur<'_>, levels: &mut LevelScan) -> Option<()> {
+    let mut parts: [Option<&str>; 3] = [None; 3];
+    let mut n = 0;
+    c.array(|c| {
+        let s = c.string()?;
+        if let Some(p) = parts.get_mut(n) {
+            *p = Some(s);
+        }
+        n += 1;
+        Some(())
+    })?;
+    let [Some(side), Some(price), Some(qty)] = parts else {
+        return None;
+    };
+    match side {
+        "buy" => levels.push(Side::Bid, price, qty),
+        "sell" => levels.push(Side::Ask, price, qty),
+        _ => levels.bad_number = true,
+    }
+    Some(())
+}
 
 #[derive(Deserialize)]
 struct Msg<'a> {
@@ -98,6 +199,9 @@ pub struct Coinbase {
     counters: VenueCounters,
     last_seq: Option<u64>,
     scratch: Vec<(Side, i64, Level)>,
+    /// Legacy book frames go through [`scan_legacy`] first (off only in tests, to compare).
+    fast_path: bool,
+    scan: LevelScan,
 }
 
 impl Coinbase {
@@ -109,7 +213,29 @@ impl Coinbase {
             counters: VenueCounters::default(),
             last_seq: None,
             scratch: Vec::new(),
+            fast_path: true,
+            scan: LevelScan::default(),
         }
+    }
+
+    /// The same synchroniser with every frame parsed by `serde_json` (`false`), to compare.
+    #[cfg(test)]
+    pub(crate) fn with_fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
+        self
+    }
+
+    /// A frame [`scan_legacy`] took: the same steps as [`Self::on_legacy`] (the scanner has
+    /// parsed and converted everything), applied by the same code.
+    fn on_legacy_scanned(&mut self, b: &Scanned<'_>, scan: &mut LevelScan, out: &mut Vec<Event>) {
+        if scan.bad_number {
+            self.counters.bad_frames += 1;
+            return;
+        }
+        // `apply` reads `scratch`: lend it the scanned levels (no copy), then take them back.
+        std::mem::swap(&mut self.scratch, &mut scan.levels);
+        self.apply(b.product, b.snapshot, scan.skipped, out);
+        std::mem::swap(&mut self.scratch, &mut scan.levels);
     }
 
     /// Applies `self.scratch` to a product's book.
@@ -322,6 +448,18 @@ impl Venue for Coinbase {
 
     fn on_frame(&mut self, frame: &str, out: &mut Vec<Event>) {
         self.counters.frames += 1;
+        if self.fast_path {
+            // The scan buffer is taken out for the call so the books can be borrowed.
+            let mut scan = std::mem::take(&mut self.scan);
+            let taken = scan_legacy(frame, &mut scan);
+            if let Some(b) = &taken {
+                self.on_legacy_scanned(b, &mut scan, out);
+            }
+            self.scan = scan;
+            if taken.is_some() {
+                return;
+            }
+        }
         let Ok(m) = serde_json::from_str::<Msg<'_>>(frame) else {
             self.counters.bad_frames += 1;
             return;

@@ -19,6 +19,10 @@
 //! * Every protocol check (update-id continuity, Binance bridging, Kraken CRC32 on every
 //!   message, Coinbase `sequence_num`) marks the book stale and emits a resync request on
 //!   failure; stale books apply nothing until their new snapshot.
+//! * Book frames (all four venues) first go through a hand-written, allocation-free scanner
+//!   (`scan`) that takes a strict subset of JSON and hands everything else to `serde_json`;
+//!   both paths share the apply code and tests require them to agree on every recorded and
+//!   many mutated frames (each venue's "Fast path" doc section says what it takes).
 //! * Bad frames (invalid JSON, unknown types, bad numbers, unsubscribed symbols) are counted
 //!   in [`VenueCounters`] and skipped; nothing in this crate panics on input.
 //! * [`replay`] plays recordings ([`fixtures`] formats) and returns the per-(venue, symbol)
@@ -33,9 +37,12 @@ pub mod coinbase;
 mod consolidated;
 pub mod decimal;
 mod event;
+#[cfg(test)]
+mod fast_test_util;
 pub mod fixtures;
 pub mod kraken;
 mod replay;
+mod scan;
 mod state;
 mod venue;
 mod wire;
