@@ -131,6 +131,7 @@ CRYPTO ?= $(abspath ../shared/data/crypto)
 bench-venues: release
 	cd $(BACKEND) && MBO_CRYPTO_DATA=$(CRYPTO) $(CARGO) run --release --locked -p mbo-venues --example throughput
 	$(BACKEND)/target/release/mbo venue-bench --data $(CRYPTO) --rate 1000 --seconds 10
+	$(BACKEND)/target/release/mbo venue-bench --data $(CRYPTO) --rate 1000 --seconds 10 --busy-poll
 
 # Scale-out on NATS JetStream: gateway added latency at 100,000 records/s, max-pace follow,
 # clients held by a gateway vs --role all (a real nats-server, everything on 127.0.0.1).

@@ -69,6 +69,9 @@ pub struct VenueConfig {
     pub depth: Option<usize>,
     /// Coinbase: the legacy Exchange feed instead of Advanced Trade.
     pub coinbase_legacy: bool,
+    /// Keep the venue thread polling instead of sleeping between messages (one core busy
+    /// all the time; a message then finds warm caches and an awake thread).
+    pub busy_poll: bool,
 }
 
 /// A venue configuration that cannot run.
@@ -194,6 +197,7 @@ impl Venues {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let busy_poll = config.busy_poll;
         let thread = {
             let cancel = cancel.clone();
             let hub = hub.clone();
@@ -211,6 +215,9 @@ impl Venues {
                             Duration::from_secs(1),
                             cancel.clone(),
                         ));
+                        if busy_poll {
+                            tokio::spawn(spin(cancel.clone()));
+                        }
                         cancel.cancelled().await;
                         for t in running {
                             let _ = t.await;
@@ -223,6 +230,14 @@ impl Venues {
             cancel,
             thread: Some(thread),
         })
+    }
+}
+
+/// Busy polling: a task that only yields, so the runtime never sleeps in the I/O driver;
+/// between its turns the runtime checks the sockets without blocking.
+async fn spin(cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        tokio::task::yield_now().await;
     }
 }
 

@@ -39,6 +39,9 @@ pub struct VenueBenchArgs {
     /// Seconds played before measuring (connections, snapshots, caches).
     #[arg(long, default_value_t = 2)]
     pub warmup: u64,
+    /// Keep the venue thread polling instead of sleeping (`mbo serve --venue-busy-poll`).
+    #[arg(long)]
+    pub busy_poll: bool,
     /// Directory of the crypto recordings (`shared/data/crypto`).
     #[arg(long, default_value = "../shared/data/crypto")]
     pub data: PathBuf,
@@ -132,6 +135,7 @@ async fn bench(args: &VenueBenchArgs, data: &Path) -> Result<()> {
         rest_urls: Vec::new(),
         depth: None,
         coinbase_legacy: true,
+        busy_poll: args.busy_poll,
     };
     let mut players = Vec::new();
     for (venue, file, rest, native, precision) in SOURCES {
@@ -214,6 +218,7 @@ async fn bench(args: &VenueBenchArgs, data: &Path) -> Result<()> {
     let all: Vec<i64> = samples.into_iter().flatten().collect();
     let line = json!({
         "rate_offered": args.rate,
+        "busy_poll": args.busy_poll,
         "msgs_per_s": ((messages_after - messages_before) as f64 / elapsed).round(),
         "seconds": (elapsed * 10.0).round() / 10.0,
         "publish_latency": percentiles(all),

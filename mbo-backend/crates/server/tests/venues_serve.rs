@@ -268,7 +268,7 @@ async fn serve_follows_a_kraken_recording_beside_the_mbo_replay() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_runs_the_venues_alone_with_no_mbo() {
+async fn serve_runs_the_venues_alone_with_no_mbo_busy_polling() {
     let file = crypto_data(KRAKEN).display().to_string();
     let (mut sim, ws) = venue_sim(&[
         "--venue",
@@ -294,6 +294,8 @@ async fn serve_runs_the_venues_alone_with_no_mbo() {
             "BTC-USD",
             "--venue-url",
             &venue_url,
+            // The venue thread polls instead of sleeping: the same books must come out.
+            "--venue-busy-poll",
         ],
         &[("MBO_DB", "should-not-be-created.db")],
     );

@@ -96,15 +96,25 @@ pub trait EventSink: Send {
     /// consumer that publishes per frame does it here.
     fn frame_done(&mut self) {}
 
-    /// Every event of one frame, in order (drained from `updates`), then the frame's end.
-    /// `lagged` counts the events dropped since the last one taken; each update delivered
-    /// carries it. The default is one [`EventSink::deliver`] per event, then
-    /// [`EventSink::frame_done`]; a consumer that applies in place overrides it to take its
-    /// lock once per frame rather than once per level (a Bybit delta carries hundreds).
-    fn deliver_frame(&mut self, updates: &mut Vec<VenueUpdate>, lagged: &mut u64) -> FrameDelivery {
+    /// Every event of one frame, in order, then the frame's end. `lagged` counts the events
+    /// dropped since the last one taken; each update delivered carries it. The default makes
+    /// one [`VenueUpdate`] per event for [`EventSink::deliver`], then calls
+    /// [`EventSink::frame_done`]; a consumer that applies in place overrides it to read the
+    /// events where they lie, under one lock per frame (a Bybit delta carries hundreds of
+    /// levels: an update and a lock per level were a fifth of its receive → publish time).
+    fn deliver_events(&mut self, frame: FrameEvents<'_>, lagged: &mut u64) -> FrameDelivery {
         let mut out = FrameDelivery::default();
-        for mut update in updates.drain(..) {
-            update.lagged = *lagged;
+        for &event in frame.events {
+            let update = VenueUpdate {
+                venue: frame.venue,
+                symbol: frame
+                    .symbol_of(&event)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from("")),
+                recv_ns: frame.recv_ns,
+                lagged: *lagged,
+                event,
+            };
             match self.deliver(update) {
                 Delivery::Taken => *lagged = 0,
                 Delivery::Full => {
@@ -119,6 +129,27 @@ pub trait EventSink: Send {
         }
         self.frame_done();
         out
+    }
+}
+
+/// The events of one frame (or REST snapshot, or reconnect), as a connection hands them to
+/// its [`EventSink`].
+#[derive(Debug, Clone, Copy)]
+pub struct FrameEvents<'a> {
+    /// The venue.
+    pub venue: VenueKind,
+    /// Receive time of the frame, ns since the Unix epoch.
+    pub recv_ns: u64,
+    /// The events, in order (book indices refer to the connection's venue state machine).
+    pub events: &'a [Event],
+    /// The venue symbol of each book index.
+    pub symbols: &'a [Arc<str>],
+}
+
+impl<'a> FrameEvents<'a> {
+    /// The venue symbol of the book an event is about.
+    pub fn symbol_of(&self, event: &Event) -> Option<&'a Arc<str>> {
+        book_of(event).and_then(|b| self.symbols.get(b))
     }
 }
 
@@ -268,8 +299,6 @@ pub struct Connection {
     symbols: Vec<Arc<str>>,
     http: Option<reqwest::Client>,
     events: Vec<Event>,
-    /// The current frame's events on their way to the sink (reused: no allocation per frame).
-    pending: Vec<VenueUpdate>,
     req_id: u64,
 }
 
@@ -330,7 +359,6 @@ impl Connection {
                 symbols: Vec::new(),
                 http,
                 events: Vec::with_capacity(256),
-                pending: Vec::with_capacity(256),
                 req_id: 100,
             },
             rx,
@@ -621,16 +649,13 @@ impl Connection {
         });
     }
 
-    fn symbol(&mut self, book: usize) -> Arc<str> {
+    /// Names every book of the state machine in `symbols` (books are only ever added).
+    fn sync_symbols(&mut self) {
         let all = self.venue.books().all();
         while self.symbols.len() < all.len() {
             self.symbols
                 .push(Arc::from(all[self.symbols.len()].symbol.as_str()));
         }
-        self.symbols
-            .get(book)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(""))
     }
 
     /// Acts on and forwards the events produced by the last frame or snapshot.
@@ -644,8 +669,11 @@ impl Connection {
         }) {
             self.count_live();
         }
+        self.sync_symbols();
         for &event in &events {
-            let symbol = book_of(&event).map_or_else(|| Arc::from(""), |b| self.symbol(b));
+            let symbol = book_of(&event)
+                .and_then(|b| self.symbols.get(b).cloned())
+                .unwrap_or_else(|| Arc::from(""));
             match event {
                 Event::ResyncNeeded { reason, .. } => {
                     let gap = GapInfo {
@@ -688,15 +716,8 @@ impl Connection {
                 }
                 _ => {}
             }
-            self.pending.push(VenueUpdate {
-                venue: self.cfg.venue,
-                symbol,
-                recv_ns,
-                lagged: 0,
-                event,
-            });
         }
-        self.flush_frame();
+        self.flush(recv_ns, &events);
         events.clear();
         self.events = events;
     }
@@ -704,18 +725,11 @@ impl Connection {
     /// Tells the consumer that every book of this connection is unknown until its next
     /// snapshot (consumers keep their own copy of the books from the events).
     fn announce_reset(&mut self) {
-        let books = self.venue.books().all().len();
-        for book in 0..books {
-            let symbol = self.symbol(book);
-            self.pending.push(VenueUpdate {
-                venue: self.cfg.venue,
-                symbol,
-                recv_ns: now_ns(),
-                lagged: 0,
-                event: Event::Reset { book },
-            });
-        }
-        self.flush_frame();
+        self.sync_symbols();
+        let resets: Vec<Event> = (0..self.symbols.len())
+            .map(|book| Event::Reset { book })
+            .collect();
+        self.flush(now_ns(), &resets);
     }
 
     /// Gets a fresh snapshot of `symbol`: a REST snapshot (after `delay`) or a
@@ -750,14 +764,16 @@ impl Connection {
         });
     }
 
-    /// Hands the frame's events (in `pending`) to the sink, which publishes at its end.
-    fn flush_frame(&mut self) {
-        let Some(sink) = &mut self.sink else {
-            self.pending.clear();
-            return;
+    /// Hands a frame's events to the sink, which publishes at its end.
+    fn flush(&mut self, recv_ns: u64, events: &[Event]) {
+        let Some(sink) = &mut self.sink else { return };
+        let frame = FrameEvents {
+            venue: self.cfg.venue,
+            recv_ns,
+            events,
+            symbols: &self.symbols,
         };
-        let out = sink.deliver_frame(&mut self.pending, &mut self.lagged);
-        self.pending.clear();
+        let out = sink.deliver_events(frame, &mut self.lagged);
         if out.dropped > 0 {
             self.health.send_modify(|h| h.events_dropped += out.dropped);
         }

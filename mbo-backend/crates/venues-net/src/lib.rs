@@ -48,8 +48,8 @@ pub mod protocol;
 pub use backoff::Backoff;
 pub use config::ConnectionConfig;
 pub use connection::{
-    spawn, spawn_with, Connection, ConnectionHandle, Delivery, EventSink, FrameDelivery, RawFrame,
-    RawKind, VenueUpdate,
+    spawn, spawn_with, Connection, ConnectionHandle, Delivery, EventSink, FrameDelivery,
+    FrameEvents, RawFrame, RawKind, VenueUpdate,
 };
 pub use error::{Error, Result};
 pub use health::{ConnState, GapInfo, Health};

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mbo_venues::{Aggressor, ConsolidatedBook, Event, L2Book, Level, Qty, Side, VenueKind};
-use mbo_venues_net::{Delivery, EventSink, FrameDelivery, VenueUpdate};
+use mbo_venues_net::{Delivery, EventSink, FrameDelivery, FrameEvents, VenueUpdate};
 use prometheus::{IntCounter, IntGauge};
 use tokio::sync::mpsc;
 
@@ -60,22 +60,21 @@ impl EventSink for InlineEngine {
         }
     }
 
-    /// The whole frame under one lock (not one per level), then the publish.
-    fn deliver_frame(&mut self, updates: &mut Vec<VenueUpdate>, lagged: &mut u64) -> FrameDelivery {
+    /// The whole frame under one lock (not one per level), read where it lies, then the
+    /// publish.
+    fn deliver_events(&mut self, frame: FrameEvents<'_>, lagged: &mut u64) -> FrameDelivery {
         let Ok(mut engine) = self.0.lock() else {
-            updates.clear();
             return FrameDelivery {
                 dropped: 0,
                 closed: true,
             };
         };
-        for update in updates.iter_mut() {
-            // Nothing is ever dropped here: every update is applied.
-            update.lagged = *lagged;
-            engine.apply(update);
+        for event in frame.events {
+            let symbol = frame.symbol_of(event);
+            engine.apply_event(frame.venue, symbol, frame.recv_ns, *lagged, event);
+            // Nothing is ever dropped here: every event is applied.
             *lagged = 0;
         }
-        updates.clear();
         engine.publish();
         FrameDelivery::default()
     }
@@ -279,15 +278,30 @@ impl VenueEngine {
 
     /// Applies one update to the books (publishing is separate).
     pub fn apply(&mut self, u: &VenueUpdate) {
-        let Some(conn) = self.conn_of(u.venue) else {
+        let symbol = (!u.symbol.is_empty()).then_some(&u.symbol);
+        self.apply_event(u.venue, symbol, u.recv_ns, u.lagged, &u.event);
+    }
+
+    /// Applies one event of `venue` about the book of venue symbol `symbol` (`None`: no
+    /// book), received at `recv_ns`, `lagged` events of that connection having been lost
+    /// just before it.
+    pub fn apply_event(
+        &mut self,
+        venue: VenueKind,
+        symbol: Option<&Arc<str>>,
+        recv_ns: u64,
+        lagged: u64,
+        event: &Event,
+    ) {
+        let Some(conn) = self.conn_of(venue) else {
             return;
         };
-        if u.lagged > 0 {
+        if lagged > 0 {
             // Events of this connection were lost: none of its books can be trusted until
             // its next snapshot.
             for i in 0..self.slots.len() {
                 if self.slots[i].conn == conn && self.slots[i].state != BookState::Stale {
-                    self.set_state(i, BookState::Stale, u.recv_ns);
+                    self.set_state(i, BookState::Stale, recv_ns);
                     // Without a fresh snapshot the book would stay stale until the next
                     // reconnect: ask for one (a full request channel means one is pending).
                     if let Some(Some(tx)) = self.resync.get(conn) {
@@ -296,27 +310,29 @@ impl VenueEngine {
                 }
             }
         }
+        let Some(symbol) = symbol else {
+            // An event about no book: nothing to show.
+            return;
+        };
         let cached = self
             .last_lookup
             .as_ref()
-            .filter(|(c, sym, _)| *c == conn && Arc::ptr_eq(sym, &u.symbol))
+            .filter(|(c, sym, _)| *c == conn && Arc::ptr_eq(sym, symbol))
             .map(|&(_, _, s)| s);
-        let slot = match cached.or_else(|| self.lookup[conn].1.get(&*u.symbol).copied()) {
+        let slot = match cached.or_else(|| self.lookup[conn].1.get(&**symbol).copied()) {
             Some(s) => {
                 if cached.is_none() {
-                    self.last_lookup = Some((conn, u.symbol.clone(), s));
+                    self.last_lookup = Some((conn, symbol.clone(), s));
                 }
                 s
             }
             None => {
-                // An event about no book (or a book not configured): nothing to show.
-                if !u.symbol.is_empty() {
-                    self.unknown_books += 1;
-                }
+                // A book not configured.
+                self.unknown_books += 1;
                 return;
             }
         };
-        match u.event {
+        match *event {
             Event::Snapshot { .. } => {
                 let s = &mut self.slots[slot];
                 s.book.clear();
@@ -324,7 +340,7 @@ impl VenueEngine {
                 s.top.iter_mut().for_each(TopLevels::invalidate);
                 s.snapshot = true;
                 self.symbols[s.symbol].ops.push(ConsOp::Clear(s.venue_idx));
-                self.set_state(slot, BookState::Syncing, u.recv_ns);
+                self.set_state(slot, BookState::Syncing, recv_ns);
             }
             Event::Level {
                 side, price, qty, ..
@@ -337,7 +353,7 @@ impl VenueEngine {
                 self.symbols[s.symbol]
                     .ops
                     .push(ConsOp::Set(s.venue_idx, side, price, qty));
-                self.touch(slot, u.recv_ns);
+                self.touch(slot, recv_ns);
             }
             Event::Applied { .. } => {
                 // A stale book (a gap, a checksum failure, lost events) comes back only
@@ -346,8 +362,8 @@ impl VenueEngine {
                     return;
                 }
                 self.truncate(slot);
-                self.set_state(slot, BookState::Live, u.recv_ns);
-                self.touch(slot, u.recv_ns);
+                self.set_state(slot, BookState::Live, recv_ns);
+                self.touch(slot, recv_ns);
             }
             Event::ResyncNeeded { reason, .. } => {
                 let s = &self.slots[slot];
@@ -357,15 +373,15 @@ impl VenueEngine {
                     mbo_venues::ResyncReason::Checksum { .. } => s.checksum_failures.inc(),
                     _ => {}
                 }
-                self.set_state(slot, BookState::Stale, u.recv_ns);
+                self.set_state(slot, BookState::Stale, recv_ns);
             }
             Event::Reset { .. } => {
                 let s = &mut self.slots[slot];
                 s.book.clear();
                 s.top.iter_mut().for_each(TopLevels::clear);
-                self.set_state(slot, BookState::Syncing, u.recv_ns);
+                self.set_state(slot, BookState::Syncing, recv_ns);
             }
-            Event::Trade(t) => self.trade(slot, conn, &t, u.recv_ns),
+            Event::Trade(t) => self.trade(slot, conn, &t, recv_ns),
             _ => {}
         }
     }
