@@ -4,7 +4,10 @@
 //! [`mbo_venues_net`] connection task per venue and one [`engine::VenueEngine`] on a
 //! dedicated thread with its own single-threaded Tokio runtime (like the MBO ingest): the
 //! socket reads, the parsing and the publishing never wait behind HTTP clients, and a frame
-//! goes from the socket to the published book without crossing threads.
+//! goes from the socket to the published book without crossing threads. With
+//! `--venue-busy-poll` a task that only yields keeps that runtime polling its sockets instead
+//! of sleeping between messages: one core always busy, for messages that find warm caches
+//! (measured with `mbo venue-bench --busy-poll`: the p50 40% lower at 1,000 msg/s).
 //!
 //! Data flow: each connection task parses a frame and applies its events to the engine in
 //! place ([`engine::InlineEngine`]), which publishes at the end of the frame: per book the

@@ -73,7 +73,7 @@ pub enum Delivery {
     Closed,
 }
 
-/// What [`EventSink::deliver_frame`] did with a frame's events.
+/// What [`EventSink::deliver_events`] did with a frame's events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameDelivery {
     /// Events dropped for lack of room.
