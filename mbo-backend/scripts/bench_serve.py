@@ -188,20 +188,27 @@ def metric_sum(server, prefix):
 
 def ingest_once(mbo, path, records, extra):
     """Seconds from the server's start until `records` records are applied (storage off) or
-    committed (storage on), and the server's final metrics. `path` None = the simulator."""
+    committed (storage on); seconds from the moment a fifth of them were until all were (the
+    steady rate, without the process start, the database's creation or the first batches
+    in flight); and the server's final metrics. `path` None = the simulator."""
     s = Server(mbo, (["--dbn", path] if path else []) + extra)
     stored = "--db" in extra
+    mark = None
     while True:
         applied = metric_sum(s, "mbo_records_total{")
         done = metric_sum(s, 'mbo_storage_rows_written_total{table="events"}') if stored else applied
+        now = time.monotonic()
+        if mark is None and done >= records // 5:
+            mark = (now, done)
         if done >= records:
             break
-        time.sleep(0.02)
-    secs = time.monotonic() - s.t0
+        time.sleep(0.01)
+    secs = now - s.t0
+    steady = (done - mark[1]) / max(now - mark[0], 1e-9)
     bp = metric_sum(s, "mbo_storage_backpressure_seconds_total")
     size = metric_sum(s, "mbo_storage_db_bytes")
     s.stop()
-    return secs, bp, size
+    return secs, steady, bp, size
 
 
 def storage(mbo, data):
@@ -217,18 +224,20 @@ def storage(mbo, data):
                                 ("simulated file, max pace", path, ["--pace", "max"]),
                                 ("simulated file, 1,000,000 records/s offered", path,
                                  ["--pace", "rate", "--rate", "1000000"])]:
-        off, _, _ = ingest_once(mbo, source, records, pace)
+        off, off_steady, _, _ = ingest_once(mbo, source, records, pace)
         db = f"/tmp/mbo-bench-storage-{os.getpid()}.db"
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(db + suffix):
                 os.remove(db + suffix)
-        on, bp, size = ingest_once(mbo, source, records, pace + ["--db", db])
+        on, on_steady, bp, size = ingest_once(mbo, source, records, pace + ["--db", db])
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(db + suffix):
                 os.remove(db + suffix)
-        raw[label] = {"records": records, "off_s": off, "on_s": on, "backpressure_s": bp, "db_bytes": size}
+        raw[label] = {"records": records, "off_s": off, "on_s": on, "off_steady_rps": off_steady,
+                      "on_steady_rps": on_steady, "backpressure_s": bp, "db_bytes": size}
         rows.append((f"ingest {records:,} records, {label}: storage off / on",
-                     f"{records / off:,.0f} / {records / on:,.0f} records/s (on/off {off / on:.2f}; backpressure {bp:.1f} s)",
+                     f"{records / off:,.0f} / {records / on:,.0f} records/s from the start (on/off {off / on:.2f}); "
+                     f"steady {off_steady:,.0f} / {on_steady:,.0f} (on/off {on_steady / off_steady:.2f}); backpressure {bp:.1f} s",
                      "on ≥ 0.8 × off"))
         if label == "simulated file, max pace":
             rows.append(("  database size (file + WAL)", f"{size / records:,.0f} bytes per record ({size / records * 1e6 / 2**20:,.1f} MiB per million)", "reported"))
