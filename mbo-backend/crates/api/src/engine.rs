@@ -293,8 +293,8 @@ impl Engine {
         (engine, EngineClient { requests: tx })
     }
 
-    /// Lets seeks restore checkpoint rounds from `storage` (see [`ReplayCommand::SeekFrom`]
-    /// (mbo_feed::ReplayCommand::SeekFrom)).
+    /// Lets seeks restore checkpoint rounds from `storage` (see
+    /// [`ReplayCommand::SeekFrom`](mbo_feed::ReplayCommand::SeekFrom)).
     #[must_use]
     pub fn with_storage(mut self, storage: Option<Arc<crate::storage::Storage>>) -> Self {
         self.storage = storage;

@@ -73,7 +73,8 @@ pub struct VenueFrame {
     pub venue: &'static str,
     /// The venue's own symbol (`BTC/USD`); `None` for the consolidated book.
     pub native_symbol: Option<Arc<str>>,
-    /// Names of the symbol's venues: the index space of [`VenueLevel::by_venue`].
+    /// Names of the symbol's venues: the index space of [`VenueLevel::mask`] bits and of
+    /// [`VenueFrame::shares_of`].
     pub venues: Arc<[&'static str]>,
     /// Bit `i` set: venue `i` contributes (consolidated: live venues; a venue book: itself
     /// when live).
