@@ -671,11 +671,13 @@ impl Connection {
         }
         self.sync_symbols();
         for &event in &events {
-            let symbol = book_of(&event)
-                .and_then(|b| self.symbols.get(b).cloned())
-                .unwrap_or_else(|| Arc::from(""));
             match event {
-                Event::ResyncNeeded { reason, .. } => {
+                Event::ResyncNeeded { book, reason } => {
+                    let symbol = self
+                        .symbols
+                        .get(book)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from(""));
                     let gap = GapInfo {
                         symbol: symbol.to_string(),
                         reason,
