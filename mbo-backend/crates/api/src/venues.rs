@@ -7,7 +7,7 @@
 //! goes from the socket to the published book without crossing threads. With
 //! `--venue-busy-poll` a task that only yields keeps that runtime polling its sockets instead
 //! of sleeping between messages: one core always busy, for messages that find warm caches
-//! (measured with `mbo venue-bench --busy-poll`: the p50 40% lower at 1,000 msg/s).
+//! (measured with `mbo venue-bench --busy-poll`: the p50 35% lower at 1,000 msg/s).
 //!
 //! Data flow: each connection task parses a frame and applies its events to the engine in
 //! place ([`engine::InlineEngine`]), which publishes at the end of the frame: per book the
