@@ -1,4 +1,4 @@
-//! Test support shared by the Bybit, Binance and Coinbase fast-path tests: recordings, a
+//! Test support shared by the venues' fast-path tests: recordings, a
 //! pair of synchronisers (fast path on and off) that must agree after every frame, and
 //! generic frame mutations.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -106,23 +106,36 @@ impl<V: Venue> Twin<V> {
     }
 
     fn check(&self, a: &[Event], b: &[Event], frame: &str) {
-        assert_eq!(a, b, "events differ for {frame:?}");
-        assert_eq!(
-            self.fast.counters(),
-            self.serde.counters(),
-            "counters differ for {frame:?}"
-        );
-        let (x, y) = (self.fast.books().all(), self.serde.books().all());
-        assert_eq!(x.len(), y.len(), "books differ for {frame:?}");
-        for (x, y) in x.iter().zip(y) {
-            assert_eq!(x.symbol, y.symbol);
-            assert_eq!(x.book, y.book, "book differs for {frame:?}");
-            assert_eq!(x.state, y.state, "state differs for {frame:?}");
-            assert_eq!(x.counters, y.counters, "counters differ for {frame:?}");
-            assert_eq!(x.last_id, y.last_id, "last id differs for {frame:?}");
-            assert_eq!(x.last_seq, y.last_seq, "last seq differs for {frame:?}");
-            assert_eq!(x.bridge, y.bridge, "bridge differs for {frame:?}");
-        }
+        assert_agree(&self.fast, &self.serde, a, b, frame);
+    }
+}
+
+/// Asserts that two synchronisers fed the same `frame` agree: the events each produced
+/// (`a`, `b`), their counters, and every book's levels, state, counters and sync fields.
+pub(crate) fn assert_agree(
+    fast: &dyn Venue,
+    serde: &dyn Venue,
+    a: &[Event],
+    b: &[Event],
+    frame: &str,
+) {
+    assert_eq!(a, b, "events differ for {frame:?}");
+    assert_eq!(
+        fast.counters(),
+        serde.counters(),
+        "counters differ for {frame:?}"
+    );
+    let (x, y) = (fast.books().all(), serde.books().all());
+    assert_eq!(x.len(), y.len(), "books differ for {frame:?}");
+    for (x, y) in x.iter().zip(y) {
+        assert_eq!(x.symbol, y.symbol);
+        assert_eq!(x.book, y.book, "book differs for {frame:?}");
+        assert_eq!(x.state, y.state, "state differs for {frame:?}");
+        assert_eq!(x.counters, y.counters, "counters differ for {frame:?}");
+        assert_eq!(x.depth, y.depth, "depth differs for {frame:?}");
+        assert_eq!(x.last_id, y.last_id, "last id differs for {frame:?}");
+        assert_eq!(x.last_seq, y.last_seq, "last seq differs for {frame:?}");
+        assert_eq!(x.bridge, y.bridge, "bridge differs for {frame:?}");
     }
 }
 

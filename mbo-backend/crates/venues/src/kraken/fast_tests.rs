@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 
 use super::{fast, KrakenV1, KrakenV2, V2Msg};
-use crate::fixtures::read_frames;
+use crate::fast_test_util::{assert_agree, compact, frames};
 use crate::state::Books;
 use crate::venue::{Precision, Venue};
 
@@ -16,57 +16,6 @@ const V1_FILES: [&str; 3] = [
     "kraken/cryptofeed_KRAKEN.ws.48.0",
     "kraken/python-kraken-sdk_orderbook-v1.json",
 ];
-
-/// A recording's text: `$MBO_CRYPTO_DATA` or `../shared/data/crypto` from the repository
-/// root (as the integration tests find them); a missing file fails, never skips.
-fn read(rel: &str) -> String {
-    let dir = std::env::var_os("MBO_CRYPTO_DATA").map_or_else(
-        || {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../../shared/data/crypto")
-        },
-        std::path::PathBuf::from,
-    );
-    let path = dir.join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "required recording is missing: {} ({e}); set MBO_CRYPTO_DATA",
-            path.display()
-        )
-    })
-}
-
-fn frames(rel: &str) -> Vec<String> {
-    let text = read(rel);
-    read_frames(&text)
-        .unwrap()
-        .iter()
-        .map(|f| f.text.to_owned())
-        .collect()
-}
-
-/// JSON text without the whitespace outside strings.
-fn compact(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let (mut in_str, mut escaped) = (false, false);
-    for c in s.chars() {
-        if in_str {
-            out.push(c);
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_str = true;
-            out.push(c);
-        } else if !c.is_whitespace() {
-            out.push(c);
-        }
-    }
-    out
-}
 
 const PRECISION: Option<Precision> = Some(Precision { price: 1, qty: 8 });
 
@@ -103,21 +52,7 @@ impl Pair {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         self.fast.on_frame(frame, &mut a);
         self.serde.on_frame(frame, &mut b);
-        assert_eq!(a, b, "events differ for {frame:?}");
-        assert_eq!(
-            self.fast.counters(),
-            self.serde.counters(),
-            "counters differ for {frame:?}"
-        );
-        let (x, y) = (self.fast.books().all(), self.serde.books().all());
-        assert_eq!(x.len(), y.len(), "books differ for {frame:?}");
-        for (x, y) in x.iter().zip(y) {
-            assert_eq!(x.symbol, y.symbol);
-            assert_eq!(x.book, y.book, "book differs for {frame:?}");
-            assert_eq!(x.state, y.state, "state differs for {frame:?}");
-            assert_eq!(x.counters, y.counters, "counters differ for {frame:?}");
-            assert_eq!(x.depth, y.depth);
-        }
+        assert_agree(self.fast.as_ref(), self.serde.as_ref(), &a, &b, frame);
     }
 }
 
