@@ -104,3 +104,32 @@ pub const fn u64_to_sql(v: u64) -> i64 {
 pub const fn u64_from_sql(v: i64) -> u64 {
     v as u64
 }
+
+/// `EXPLAIN QUERY PLAN` of a statement against a fresh database at the current schema, one
+/// line per plan step: tests assert that readers and deletes seek by key.
+#[cfg(test)]
+pub(crate) fn query_plan(sql: &str) -> Vec<String> {
+    #![allow(clippy::unwrap_used)]
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    schema::migrate(&mut conn).unwrap();
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    // Unbound parameters are NULL, which does not change the plan.
+    let mut rows = stmt.raw_query();
+    let mut plan = Vec::new();
+    while let Some(r) = rows.next().unwrap() {
+        plan.push(r.get::<_, String>(3).unwrap());
+    }
+    plan
+}
+
+/// True for a plan step that reads a whole table (or a whole index) instead of seeking.
+/// Scans of a subquery's or a recursive query's own rows (`g`, `ins`, a constant row) are
+/// not table scans.
+#[cfg(test)]
+pub(crate) fn is_full_scan(step: &str) -> bool {
+    let Some(rest) = step.strip_prefix("SCAN ") else {
+        return false;
+    };
+    let name = rest.split_whitespace().next().unwrap_or("");
+    !matches!(name, "g" | "ins" | "CONSTANT")
+}

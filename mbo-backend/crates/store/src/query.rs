@@ -101,10 +101,11 @@ const HORIZON: &str = "SELECT min(ts_recv) FROM checkpoints \
 
 const FIRST_INDEX: &str = "SELECT first_index FROM feed_sessions WHERE id = ?1";
 
-/// `ts_recv` of the last trade at or before a cursor: every later trade has one at least as
-/// large (`ts_recv` order), so the index scan can start there.
-const TRADE_CURSOR_TS: &str = "SELECT ts_recv FROM trades WHERE session_id = ?1 \
-     AND event_index <= ?2 ORDER BY event_index DESC LIMIT 1";
+/// A lower bound on the `ts_recv` of the record at a cursor: the first `ts_recv` of the
+/// stored block holding it (found by key). Records are stored in `ts_recv` order, so every
+/// trade after the cursor has a `ts_recv` at least this large and the key scan can start there.
+const TRADE_CURSOR_TS: &str = "SELECT ts_first FROM mbo_blocks WHERE session_id = ?1 \
+     AND first_index <= ?2 ORDER BY first_index DESC LIMIT 1";
 
 const TRADES: &str = "SELECT event_index, instrument_id, publisher_id, ts_recv, ts_event, \
      price, size, side FROM trades \
@@ -113,17 +114,21 @@ const TRADES: &str = "SELECT event_index, instrument_id, publisher_id, ts_recv, 
      ORDER BY ts_recv, event_index LIMIT ?7";
 
 /// Buckets aggregated in SQL; open and close are the prices of the bucket's first and last
-/// trades, found by primary key.
+/// trades (lowest and highest event index). Each is found by key inside its bucket's
+/// `ts_recv` span (`lo..=hi`), so the whole query reads each bucket's rows a few times and
+/// never the rest of the table.
 const BARS: &str = "SELECT g.bucket, o.price, g.high, g.low, c.price, g.volume, g.n FROM \
      (SELECT (ts_recv / ?5) * ?5 AS bucket, min(event_index) AS first, \
-             max(event_index) AS last, max(price) AS high, min(price) AS low, \
-             sum(size) AS volume, count(*) AS n \
+             max(event_index) AS last, min(ts_recv) AS lo, max(ts_recv) AS hi, \
+             max(price) AS high, min(price) AS low, sum(size) AS volume, count(*) AS n \
       FROM trades \
-      WHERE instrument_id = ?1 AND ts_recv >= ?2 AND ts_recv <= ?3 AND session_id = ?4 \
+      WHERE session_id = ?4 AND instrument_id = ?1 AND ts_recv >= ?2 AND ts_recv <= ?3 \
         AND (?6 IS NULL OR publisher_id = ?6) \
       GROUP BY bucket) AS g \
-     JOIN trades AS o ON o.session_id = ?4 AND o.event_index = g.first \
-     JOIN trades AS c ON c.session_id = ?4 AND c.event_index = g.last \
+     JOIN trades AS o ON o.session_id = ?4 AND o.instrument_id = ?1 \
+        AND o.ts_recv BETWEEN g.lo AND g.hi AND o.event_index = g.first \
+     JOIN trades AS c ON c.session_id = ?4 AND c.instrument_id = ?1 \
+        AND c.ts_recv BETWEEN g.lo AND g.hi AND c.event_index = g.last \
      ORDER BY g.bucket";
 
 /// Trades of one instrument in a `ts_recv` window, paged by an event-index cursor.
@@ -587,4 +592,29 @@ pub struct SessionSummary {
     pub last_ts: Option<u64>,
     /// Checkpoint rounds stored.
     pub rounds: u64,
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use crate::{is_full_scan, query_plan};
+
+    /// The trade readers seek the `trades` key (migration 4): none reads the whole table.
+    #[test]
+    fn trade_readers_seek_by_key() {
+        for (name, sql) in [
+            ("TRADES", super::TRADES),
+            ("BARS", super::BARS),
+            ("TRADE_CURSOR_TS", super::TRADE_CURSOR_TS),
+        ] {
+            let plan = query_plan(sql);
+            assert!(
+                plan.iter().all(|s| !is_full_scan(s)),
+                "{name} scans a table: {plan:?}"
+            );
+            assert!(
+                plan.iter().any(|s| s.starts_with("SEARCH ")),
+                "{name} seeks nothing: {plan:?}"
+            );
+        }
+    }
 }

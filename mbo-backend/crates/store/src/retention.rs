@@ -504,6 +504,23 @@ fn delete_rounds(
     Ok(true)
 }
 
+/// Deletes the trades of session `?1` with `event_index` in `?2..=?3`, all of which have
+/// `ts_recv <= ?4` (a session's records are stored in `ts_recv` order).
+///
+/// Trades are keyed `(session_id, instrument_id, ts_recv, event_index)` (schema migration 4):
+/// the session's instruments are listed by a loose index scan (one key seek each, the
+/// recursive query) and each instrument's rows are cut by key up to `?4`, so only rows at
+/// least as old as the range are read, however many newer trades the session holds.
+const TRADES_DELETE: &str = "WITH RECURSIVE ins(i) AS ( \
+       SELECT (SELECT min(instrument_id) FROM trades WHERE session_id = ?1) \
+       UNION ALL \
+       SELECT (SELECT min(instrument_id) FROM trades \
+               WHERE session_id = ?1 AND instrument_id > ins.i) \
+       FROM ins WHERE ins.i IS NOT NULL) \
+     DELETE FROM trades WHERE session_id = ?1 \
+       AND instrument_id IN (SELECT i FROM ins WHERE i IS NOT NULL) \
+       AND ts_recv <= ?4 AND event_index BETWEEN ?2 AND ?3";
+
 /// Deletes the events and trades of `session` with index `<= through`, oldest first, in
 /// transactions of whole blocks of at most about [`EVENT_CHUNK`] indexes, each raising
 /// `first_index` past them. A block holding `through` itself is rewritten without the
@@ -516,7 +533,7 @@ fn delete_events(
     deleted: &mut Deleted,
 ) -> Result<bool> {
     let mut next = conn.prepare(
-        "SELECT first_index, last_index FROM mbo_blocks WHERE session_id = ?1 \
+        "SELECT first_index, last_index, ts_last FROM mbo_blocks WHERE session_id = ?1 \
          AND first_index >= ?2 ORDER BY first_index LIMIT 1",
     )?;
     let mut from = i64::MIN;
@@ -525,25 +542,29 @@ fn delete_events(
             return Ok(false);
         }
         // A key seek: skips gaps in the indexes instead of walking them.
-        let block: Option<(i64, i64)> = next
-            .query_row(params![session, from], |r| Ok((r.get(0)?, r.get(1)?)))
+        let block: Option<(i64, i64, i64)> = next
+            .query_row(params![session, from], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
-        let Some((lo, lo_last)) = block.filter(|&(lo, _)| lo <= through) else {
+        let Some((lo, lo_last, lo_ts_last)) = block.filter(|&(lo, _, _)| lo <= through) else {
             return Ok(true);
         };
         let tx = immediate(conn)?;
-        let hi = if lo_last > through {
+        // `ts_hi`: the latest `ts_recv` of the deleted records (stored in `ts_recv` order).
+        let (hi, ts_hi) = if lo_last > through {
             split_block(&tx, session, lo, through)?;
             deleted.events += count(usize::try_from(through - lo + 1).unwrap_or(0));
-            through
+            (through, lo_ts_last)
         } else {
             // Whole blocks starting in the chunk and ending by `through`.
             let chunk_end = lo.saturating_add(EVENT_CHUNK - 1);
-            let (records, hi): (i64, Option<i64>) = tx.query_row(
-                "SELECT coalesce(sum(records), 0), max(last_index) FROM mbo_blocks \
+            let (records, hi, ts_hi): (i64, Option<i64>, Option<i64>) = tx.query_row(
+                "SELECT coalesce(sum(records), 0), max(last_index), max(ts_last) \
+                 FROM mbo_blocks \
                  WHERE session_id = ?1 AND first_index BETWEEN ?2 AND ?3 AND last_index <= ?4",
                 params![session, lo, chunk_end, through],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
             tx.execute(
                 "DELETE FROM mbo_blocks WHERE session_id = ?1 AND first_index BETWEEN ?2 AND ?3 \
@@ -551,12 +572,9 @@ fn delete_events(
                 params![session, lo, chunk_end, through],
             )?;
             deleted.events += u64::try_from(records).unwrap_or(0);
-            hi.unwrap_or(lo_last)
+            (hi.unwrap_or(lo_last), ts_hi.unwrap_or(lo_ts_last))
         };
-        let trades = tx.execute(
-            "DELETE FROM trades WHERE session_id = ?1 AND event_index BETWEEN ?2 AND ?3",
-            params![session, lo, hi],
-        )?;
+        let trades = tx.execute(TRADES_DELETE, params![session, lo, hi, ts_hi])?;
         tx.execute(
             "UPDATE feed_sessions SET first_index = max(first_index, ?2) WHERE id = ?1",
             params![session, hi.saturating_add(1)],
@@ -625,8 +643,8 @@ fn cut_at_round(
     // horizon itself, even when there were no events left to delete.
     let tx = immediate(conn)?;
     deleted.trades += count(tx.execute(
-        "DELETE FROM trades WHERE session_id = ?1 AND event_index <= ?2",
-        params![s.id, round],
+        TRADES_DELETE,
+        params![s.id, i64::MIN, round, s.rounds[i].ts_recv],
     )?);
     tx.execute(
         "UPDATE feed_sessions SET first_index = max(first_index, ?2) WHERE id = ?1",
@@ -763,4 +781,25 @@ pub fn spawn_retention(
         wake: Some(wake),
         thread: Some(thread),
     })
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use crate::{is_full_scan, query_plan};
+
+    /// Retention's trade delete seeks each instrument's old rows by key instead of scanning
+    /// the session's trades (the key has no `event_index` prefix since migration 4).
+    #[test]
+    fn trade_delete_seeks_by_key() {
+        let plan = query_plan(super::TRADES_DELETE);
+        assert!(
+            plan.iter().all(|s| !is_full_scan(s)),
+            "scans a table: {plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|s| s.starts_with("SEARCH trades") && s.contains("ts_recv<?")),
+            "no key range on ts_recv: {plan:?}"
+        );
+    }
 }

@@ -222,3 +222,102 @@ fn migration_3_converts_event_rows_into_exact_blocks() {
     assert_eq!(hi, Some(9_999));
     assert_eq!(store.stats().unwrap().events, 9_900 + records.len() as u64);
 }
+
+/// A version-3 database (trades keyed by event index, plus a time index) is converted at open
+/// to migration 4's single `(session_id, instrument_id, ts_recv, event_index)` key: every
+/// trade row comes back exactly through the history reader, and the old index is gone.
+#[test]
+fn migration_4_rekeys_trades_and_keeps_every_row() {
+    use mbo_store::schema::{Migration, MIGRATIONS};
+    use mbo_store::{HistoryReader, SessionId, TradeQuery, TradeRow};
+    let (records, _) = common::read_file("CLX5_mbo.dbn");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v3.db");
+    let mut conn = rusqlite::Connection::open(&db).unwrap();
+    let tx = conn.transaction().unwrap();
+    for m in &MIGRATIONS[..3] {
+        match m {
+            Migration::Sql(sql) => tx.execute_batch(sql).unwrap(),
+            Migration::SqlThen(sql, convert) => {
+                tx.execute_batch(sql).unwrap();
+                convert(&tx).unwrap();
+            }
+        }
+    }
+    tx.pragma_update(None, "user_version", 3).unwrap();
+    tx.execute_batch(
+        "INSERT INTO feed_sessions (id, source, source_key, started_at, last_index) \
+         VALUES (1, 'file', 'a', 0, 38211);",
+    )
+    .unwrap();
+    let mut want: Vec<TradeRow> = Vec::new();
+    {
+        let mut ins = tx
+            .prepare("INSERT INTO trades VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+            .unwrap();
+        for (i, r) in records.iter().enumerate() {
+            if r.action as u8 != b'T' {
+                continue;
+            }
+            let row = TradeRow {
+                event_index: i as u64,
+                instrument_id: r.hd.instrument_id,
+                publisher_id: r.hd.publisher_id,
+                ts_recv: r.ts_recv,
+                ts_event: r.hd.ts_event,
+                price: r.price,
+                size: r.size,
+                side: r.side as u8,
+            };
+            ins.execute(rusqlite::params![
+                row.event_index as i64,
+                row.instrument_id,
+                row.publisher_id,
+                row.ts_recv as i64,
+                row.ts_event as i64,
+                row.price,
+                row.size,
+                row.side
+            ])
+            .unwrap();
+            want.push(row);
+        }
+    }
+    tx.commit().unwrap();
+    drop(conn);
+    assert!(want.len() > 1_000, "CLX5 holds {} trades", want.len());
+
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_VERSION);
+    let old_index: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'trades_instrument_ts'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_index, 0, "the old time index went with the old table");
+    assert_eq!(store.stats().unwrap().trades, want.len() as u64);
+    let reader = HistoryReader::open(&db).unwrap();
+    let mut got = Vec::new();
+    let instruments: std::collections::BTreeSet<u32> =
+        want.iter().map(|t| t.instrument_id).collect();
+    for instrument_id in instruments {
+        got.extend(
+            reader
+                .trades(&TradeQuery {
+                    session: SessionId(1),
+                    instrument_id,
+                    publisher_id: None,
+                    from: 0,
+                    to: u64::MAX,
+                    after: None,
+                    limit: usize::MAX,
+                })
+                .unwrap(),
+        );
+    }
+    got.sort_by_key(|t| t.event_index);
+    assert_eq!(got, want);
+}
