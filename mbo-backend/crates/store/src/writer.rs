@@ -429,6 +429,8 @@ fn run(
             }
         },
         buf: Vec::new(),
+        pending_trades: Vec::with_capacity(TRADE_ROWS),
+        trade_insert_many: trade_insert_sql(TRADE_ROWS),
     };
     while let Ok(batch) = rx.recv() {
         shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -477,6 +479,28 @@ struct BlockState {
     through: Option<u64>,
     /// The encoding buffer, reused batch after batch.
     buf: Vec<u8>,
+    /// Trade rows waiting for a full multi-row insert.
+    pending_trades: Vec<[i64; 9]>,
+    /// `TRADE_INSERT` with `TRADE_ROWS` rows of values.
+    trade_insert_many: String,
+}
+
+/// Rows per multi-row trade insert.
+const TRADE_ROWS: usize = 32;
+
+/// `TRADE_INSERT` for `rows` rows at once.
+fn trade_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT OR IGNORE INTO trades (session_id, event_index, instrument_id, publisher_id, \
+         ts_recv, ts_event, price, size, side) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?,?)");
+    }
+    sql
 }
 
 /// The session's `last_index`, `None` when nothing is stored (or no such session yet).
@@ -532,7 +556,13 @@ fn write_batch(
             new_end = Some(last_index);
         }
 
-        let mut trade = tx.prepare_cached(TRADE_INSERT)?;
+        // Trades go TRADE_ROWS at a time (one statement step for all of them), the rest one
+        // by one: about 7 % fewer instructions on the writer thread than a step per trade
+        // (cachegrind of `write_rate 400000`: 19 M fewer, 49 per record).
+        let mut many = tx.prepare_cached(&state.trade_insert_many)?;
+        let mut one = tx.prepare_cached(TRADE_INSERT)?;
+        // Rows left by a batch that failed half-way must not leak into this one.
+        state.pending_trades.clear();
         for (i, rec) in fresh.iter().enumerate() {
             if rec.action as u8 != b'T' {
                 continue;
@@ -548,10 +578,20 @@ fn write_batch(
                 i64::from(rec.size),
                 i64::from(rec.side as u8),
             ];
-            for (k, v) in values.into_iter().enumerate() {
-                trade.raw_bind_parameter(k + 1, v)?;
+            state.pending_trades.push(values);
+            if state.pending_trades.len() == TRADE_ROWS {
+                for (k, v) in state.pending_trades.iter().flatten().enumerate() {
+                    many.raw_bind_parameter(k + 1, *v)?;
+                }
+                trades += many.raw_execute()? as u64;
+                state.pending_trades.clear();
             }
-            trades += trade.raw_execute()? as u64;
+        }
+        for values in state.pending_trades.drain(..) {
+            for (k, v) in values.into_iter().enumerate() {
+                one.raw_bind_parameter(k + 1, v)?;
+            }
+            trades += one.raw_execute()? as u64;
         }
 
         if !batch.checkpoints.is_empty() {
