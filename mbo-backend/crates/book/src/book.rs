@@ -543,7 +543,11 @@ impl Book {
 
     /// Appends the order in `slot` (price, side, size already set) to the back of its level,
     /// creating the level if needed.
-    #[inline]
+    ///
+    /// Always inlined, like `unlink`: as calls they cost a prologue and epilogue on every add,
+    /// cancel and modify (cachegrind of `mbo bench` on ESH4: 274.6 → 263.4 instructions per
+    /// record with both inlined).
+    #[inline(always)]
     fn link_back(&mut self, slot: u32) {
         let (price, side, size) = {
             let o = self.orders.get(slot);
@@ -585,7 +589,7 @@ impl Book {
     }
 
     /// Takes the order in `slot` out of its level's queue, dropping the level if it empties.
-    #[inline]
+    #[inline(always)]
     fn unlink(&mut self, slot: u32) {
         let o = *self.orders.get(slot);
         if o.prev != NIL {

@@ -17,14 +17,36 @@ pub struct Applied {
     pub boundary: bool,
 }
 
+/// `Market::last` when no book has been used yet.
+const NO_BOOK: u64 = u64::MAX;
+
+/// A book key in one `u64`: instrument in bits 16..48, publisher in bits 0..16.
+#[inline]
+fn pack(key: BookKey) -> u64 {
+    (u64::from(key.instrument_id) << 16) | u64::from(key.publisher_id)
+}
+
 /// Every book of one record stream.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Market {
     books: Vec<Book>,
     by_key: FxHashMap<BookKey, usize>,
-    /// Most recently used book: single-instrument streams never hash.
-    last: Option<(BookKey, usize)>,
+    /// Most recently used book, as (packed key, slot): single-instrument streams never hash.
+    /// The key is packed into one `u64` (see `pack`) so the per-record check is one compare;
+    /// `NO_BOOK` (never a packed key: those leave the top 16 bits zero) means none.
+    last: (u64, usize),
     next_index: u64,
+}
+
+impl Default for Market {
+    fn default() -> Self {
+        Self {
+            books: Vec::new(),
+            by_key: FxHashMap::default(),
+            last: (NO_BOOK, 0),
+            next_index: 0,
+        }
+    }
 }
 
 impl Market {
@@ -43,9 +65,10 @@ impl Market {
             instrument_id: rec.hd.instrument_id,
             publisher_id: rec.hd.publisher_id,
         };
-        let slot = match self.last {
-            Some((k, i)) if k == key => i,
-            _ => self.book_slot(key),
+        let slot = if self.last.0 == pack(key) {
+            self.last.1
+        } else {
+            self.book_slot(key)
         };
         let index = self.next_index;
         self.next_index += 1;
@@ -68,7 +91,7 @@ impl Market {
                 i
             }
         };
-        self.last = Some((key, slot));
+        self.last = (pack(key), slot);
         slot
     }
 
@@ -119,7 +142,7 @@ impl Market {
                 self.by_key.insert(key, self.books.len() - 1);
             }
         }
-        self.last = None;
+        self.last = (NO_BOOK, 0);
     }
 
     /// Empties every book and restarts the stream index at 0, keeping all allocated capacity
