@@ -80,16 +80,7 @@ fn expected_trades(records: &[MboMsg], instrument: u32, from: u64, to: u64) -> V
                 && r.hd.instrument_id == instrument
                 && (from..=to).contains(&r.ts_recv)
         })
-        .map(|(i, r)| TradeRow {
-            event_index: i as u64,
-            instrument_id: r.hd.instrument_id,
-            publisher_id: r.hd.publisher_id,
-            ts_recv: r.ts_recv,
-            ts_event: r.hd.ts_event,
-            price: r.price,
-            size: r.size,
-            side: r.side as u8,
-        })
+        .map(|(i, r)| common::trade_row(i as u64, r))
         .collect()
 }
 

@@ -259,16 +259,7 @@ fn migration_4_rekeys_trades_and_keeps_every_row() {
             if r.action as u8 != b'T' {
                 continue;
             }
-            let row = TradeRow {
-                event_index: i as u64,
-                instrument_id: r.hd.instrument_id,
-                publisher_id: r.hd.publisher_id,
-                ts_recv: r.ts_recv,
-                ts_event: r.hd.ts_event,
-                price: r.price,
-                size: r.size,
-                side: r.side as u8,
-            };
+            let row = common::trade_row(i as u64, r);
             ins.execute(rusqlite::params![
                 row.event_index as i64,
                 row.instrument_id,

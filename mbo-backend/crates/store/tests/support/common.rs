@@ -8,6 +8,20 @@ use dbn::MboMsg;
 use mbo_feed::RecordSource;
 use mbo_store::{Batch, SessionId, Store, Writer};
 
+/// The stored trade row of record `index` (an action `T` record).
+pub fn trade_row(index: u64, r: &MboMsg) -> mbo_store::TradeRow {
+    mbo_store::TradeRow {
+        event_index: index,
+        instrument_id: r.hd.instrument_id,
+        publisher_id: r.hd.publisher_id,
+        ts_recv: r.ts_recv,
+        ts_event: r.hd.ts_event,
+        price: r.price,
+        size: r.size,
+        side: r.side as u8,
+    }
+}
+
 /// The real files every ingest test covers.
 pub const REAL_FILES: [&str; 4] = [
     "CLX5_mbo.dbn",
