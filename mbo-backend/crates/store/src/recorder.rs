@@ -236,10 +236,17 @@ impl Recorder {
             return Ok(());
         }
         let capacity = self.options.batch_records;
+        let records = match self.writer.spare_records() {
+            Some(mut spare) => {
+                spare.reserve(capacity);
+                spare
+            }
+            None => Vec::with_capacity(capacity),
+        };
         let batch = std::mem::replace(
             &mut self.pending,
             Batch {
-                records: Vec::with_capacity(capacity),
+                records,
                 ..Batch::default()
             },
         );

@@ -156,7 +156,16 @@ struct Shared {
     events_written: AtomicU64,
     /// Set by the checkpointer: the WAL is large, the writer should truncate it.
     reset_wal: AtomicBool,
+    /// Record buffers of written batches, emptied, for the sender's next batches (see
+    /// [`Writer::spare_records`]). At most [`SPARE_BUFFERS`].
+    spare: Mutex<Vec<Vec<MboMsg>>>,
 }
+
+/// Emptied record buffers kept for reuse. A batch buffer is about 1 MB (16,384 records) and a
+/// fresh one per batch is first touched page by page by the ingest thread: with the simulator
+/// at max pace, perf put 5.8 % of that thread's samples in the kernel (page faults), 1.8 %
+/// with buffers reused. A few in rotation cover the queue's turnover.
+const SPARE_BUFFERS: usize = 4;
 
 impl Shared {
     fn take_error(&self) -> Option<StoreError> {
@@ -270,6 +279,17 @@ impl Writer {
         self.shared
             .take_error()
             .unwrap_or(StoreError::WriterStopped)
+    }
+
+    /// An empty record buffer from a batch already written, to fill as the next batch's
+    /// `records` (its capacity kept), if one is spare. Reusing them keeps a steady stream of
+    /// batches from mapping fresh memory for each.
+    pub fn spare_records(&self) -> Option<Vec<MboMsg>> {
+        self.shared
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
     }
 
     /// Queues `batch`, blocking while the queue is full (backpressure).
@@ -435,7 +455,16 @@ fn run(
     while let Ok(batch) = rx.recv() {
         shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
         let start = Instant::now();
-        match write_batch(&mut conn, session, &batch, &mut state) {
+        let written = write_batch(&mut conn, session, &batch, &mut state);
+        let mut records = batch.records;
+        records.clear();
+        {
+            let mut spare = shared.spare.lock().unwrap_or_else(PoisonError::into_inner);
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(records);
+            }
+        }
+        match written {
             Ok(report) => {
                 let took = start.elapsed();
                 let report = BatchReport {

@@ -107,3 +107,39 @@ fn esh4_20231225_lands_exactly_once() {
 fn esm4_20240508_lands_exactly_once() {
     check_file(REAL_FILES[3]);
 }
+
+/// A written batch's record buffer comes back empty with its capacity, for the next batch
+/// (so a steady stream of batches does not map fresh memory for each), and a batch built on
+/// it is stored like any other.
+#[test]
+fn written_batches_hand_their_buffers_back() {
+    use std::time::{Duration, Instant};
+    let (records, _) = read_file("CLX5_mbo.dbn");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let store = Store::open(&db).unwrap();
+    let session = store.session("file", "buffers", None).unwrap();
+    let writer = Writer::spawn(&db, session, 4).unwrap();
+    assert!(writer.spare_records().is_none(), "nothing written yet");
+    let first = records[..5_000].to_vec();
+    let capacity = first.capacity();
+    writer.send(Batch::new(0, first)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while writer.events_written() < 5_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the batch was not written in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut spare = writer.spare_records().expect("the written batch's buffer");
+    assert!(spare.is_empty());
+    assert!(spare.capacity() >= capacity);
+    assert!(writer.spare_records().is_none(), "one batch, one buffer");
+    spare.extend_from_slice(&records[5_000..6_000]);
+    writer.send(Batch::new(5_000, spare)).unwrap();
+    assert_eq!(writer.finish().unwrap().events_written, 6_000);
+    let (n, sum, _, hi) = stored(&store, session);
+    assert_eq!((n, hi), (6_000, Some(5_999)));
+    assert_eq!(sum, file_checksum(&records[..6_000]));
+}
