@@ -207,8 +207,9 @@ const RECORD_MAX: usize = 67;
 /// One record's encoding, built in place.
 ///
 /// `len` is a `u8` and `buf` holds 256 bytes plus room for a 4-byte write, so every index
-/// the methods form is provably in bounds and the compiler drops the bounds checks (they
-/// were about a fifth of `encode_block`'s instructions). A record writes at most
+/// the methods form is provably in bounds and the compiler drops the bounds checks. With the
+/// fixed-length copy of `append_to`, that is 21 fewer instructions a record, about a tenth of
+/// the encoding (cachegrind of the `encode_rate` example). A record writes at most
 /// [`RECORD_MAX`] bytes (counted above, and checked by the extreme-values test) and `len`
 /// restarts at 0 per record, so it never wraps.
 struct Scratch {
