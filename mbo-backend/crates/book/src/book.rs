@@ -545,8 +545,8 @@ impl Book {
     /// creating the level if needed.
     ///
     /// Always inlined, like `unlink`: as calls they cost a prologue and epilogue on every add,
-    /// cancel and modify (cachegrind of `mbo bench` on ESH4: 274.6 → 263.4 instructions per
-    /// record with both inlined).
+    /// cancel and modify (cachegrind of a decode+apply loop over ESH4, like `mbo bench`'s
+    /// apply pass: 274.6 → 263.4 instructions per record with both inlined).
     #[inline(always)]
     fn link_back(&mut self, slot: u32) {
         let (price, side, size) = {
