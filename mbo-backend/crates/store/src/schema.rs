@@ -279,6 +279,16 @@ pub fn version(conn: &Connection) -> Result<i64> {
 /// [`StoreError::SchemaTooNew`] for a database from a newer build; any SQLite error (the
 /// transaction is rolled back, the file is left at its previous version).
 pub fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, CURRENT_VERSION)
+}
+
+/// Applies the migrations that take the database up to version `target` (at most
+/// [`CURRENT_VERSION`]) in one transaction; a no-op on a database at or past `target`. Tests
+/// build databases of earlier versions with it, to check the later migrations' conversions.
+///
+/// # Errors
+/// As [`migrate`].
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let found = version(conn)?;
     if found > CURRENT_VERSION {
         return Err(StoreError::SchemaTooNew {
@@ -286,14 +296,16 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
             supported: CURRENT_VERSION,
         });
     }
-    if found == CURRENT_VERSION {
+    let target = target.min(CURRENT_VERSION);
+    if found >= target {
         return Ok(());
     }
     // IMMEDIATE: two processes opening a fresh file at once serialize here; the loser sees
     // the winner's version below and applies nothing.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+    let steps = MIGRATIONS.iter().enumerate().take(target.max(0) as usize);
+    for (i, step) in steps.skip(found.max(0) as usize) {
         match step {
             Migration::Sql(sql) => tx.execute_batch(sql)?,
             Migration::SqlThen(sql, convert) => {

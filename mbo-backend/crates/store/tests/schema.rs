@@ -153,19 +153,12 @@ mod common;
 /// is gone.
 #[test]
 fn migration_3_converts_event_rows_into_exact_blocks() {
-    use mbo_store::schema::{Migration, MIGRATIONS};
     let (records, _) = common::read_file("CLX5_mbo.dbn");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("v2.db");
     let mut conn = rusqlite::Connection::open(&db).unwrap();
+    mbo_store::schema::migrate_to(&mut conn, 2).unwrap();
     let tx = conn.transaction().unwrap();
-    for (i, m) in MIGRATIONS[..2].iter().enumerate() {
-        let Migration::Sql(sql) = m else {
-            panic!("migration {i} is plain SQL")
-        };
-        tx.execute_batch(sql).unwrap();
-    }
-    tx.pragma_update(None, "user_version", 2).unwrap();
     tx.execute_batch(
         "INSERT INTO feed_sessions (id, source, source_key, started_at, last_index) \
          VALUES (1, 'file', 'a', 0, 9999), (2, 'file', 'b', 0, 38211);",
@@ -228,23 +221,13 @@ fn migration_3_converts_event_rows_into_exact_blocks() {
 /// trade row comes back exactly through the history reader, and the old index is gone.
 #[test]
 fn migration_4_rekeys_trades_and_keeps_every_row() {
-    use mbo_store::schema::{Migration, MIGRATIONS};
     use mbo_store::{HistoryReader, SessionId, TradeQuery, TradeRow};
     let (records, _) = common::read_file("CLX5_mbo.dbn");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("v3.db");
     let mut conn = rusqlite::Connection::open(&db).unwrap();
+    mbo_store::schema::migrate_to(&mut conn, 3).unwrap();
     let tx = conn.transaction().unwrap();
-    for m in &MIGRATIONS[..3] {
-        match m {
-            Migration::Sql(sql) => tx.execute_batch(sql).unwrap(),
-            Migration::SqlThen(sql, convert) => {
-                tx.execute_batch(sql).unwrap();
-                convert(&tx).unwrap();
-            }
-        }
-    }
-    tx.pragma_update(None, "user_version", 3).unwrap();
     tx.execute_batch(
         "INSERT INTO feed_sessions (id, source, source_key, started_at, last_index) \
          VALUES (1, 'file', 'a', 0, 38211);",
